@@ -1,0 +1,119 @@
+#include "codec_kernels.hpp"
+
+#include <gmp.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+namespace fp {
+
+namespace {
+
+inline mpz_srcptr view(mpz_t v, const uint64_t* row, size_t limbs) {
+  return mpz_roinit_n(v, reinterpret_cast<const mp_limb_t*>(row),
+                      static_cast<mp_size_t>(limbs));
+}
+
+inline void store(mpz_srcptr x, uint64_t* out, size_t limbs) {
+  const size_t size = mpz_size(x);
+  if (size > limbs) std::abort();
+  if (size) std::memcpy(out, mpz_limbs_read(x), size * sizeof(uint64_t));
+  if (limbs > size) std::memset(out + size, 0, (limbs - size) * sizeof(uint64_t));
+}
+
+inline uint64_t low_mask(unsigned bits) {
+  return bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
+}
+
+}  // namespace
+
+void encode_signed(const PublicContext& pub, const int64_t* v, size_t count,
+                   uint64_t* out) {
+  mpz_t x;
+  mpz_init(x);
+  for (size_t i = 0; i < count; ++i) {
+    const int64_t val = v[i];
+    if (val >= 0) {
+      mpz_set_ui(x, static_cast<unsigned long>(val));
+    } else {
+      // -(val + 1) + 1 avoids overflow at INT64_MIN.
+      mpz_set_ui(x, static_cast<unsigned long>(-(val + 1)) + 1UL);
+      mpz_sub(x, pub.n, x);
+    }
+    store(x, out + i * pub.n_limbs, pub.n_limbs);
+  }
+  mpz_clear(x);
+}
+
+long decode_signed_scaled(const PublicContext& pub, const uint64_t* m,
+                          size_t count, const uint64_t* bound,
+                          size_t bound_limbs, int frac_bits, double* out) {
+  mpz_t half, x, vb, vm;
+  mpz_inits(half, x, nullptr);
+  mpz_fdiv_q_2exp(half, pub.n, 1);
+  mpz_srcptr b = view(vb, bound, bound_limbs);
+  long bad = -1;
+  for (size_t i = 0; i < count; ++i) {
+    mpz_srcptr mi = view(vm, m + i * pub.n_limbs, pub.n_limbs);
+    if (mpz_cmp(mi, half) > 0) {
+      mpz_sub(x, mi, pub.n);
+    } else {
+      mpz_set(x, mi);
+    }
+    if (mpz_cmpabs(x, b) > 0) {
+      bad = static_cast<long>(i);
+      break;
+    }
+    out[i] = std::ldexp(mpz_get_d(x), -frac_bits);
+  }
+  mpz_clears(half, x, nullptr);
+  return bad;
+}
+
+void pack_slots(const uint64_t* u, size_t count, unsigned slot_bits,
+                size_t slots, uint64_t pad, uint64_t* out, size_t out_limbs) {
+  const size_t rows = (count + slots - 1) / slots;
+  std::memset(out, 0, rows * out_limbs * sizeof(uint64_t));
+  for (size_t r = 0; r < rows; ++r) {
+    uint64_t* row = out + r * out_limbs;
+    for (size_t j = 0; j < slots; ++j) {
+      const size_t k = r * slots + j;
+      const uint64_t val = k < count ? u[k] : pad;
+      const size_t bit = j * slot_bits;
+      const size_t limb = bit / 64;
+      const unsigned shift = static_cast<unsigned>(bit % 64);
+      row[limb] |= val << shift;
+      if (shift != 0 && shift + slot_bits > 64) row[limb + 1] |= val >> (64 - shift);
+    }
+  }
+}
+
+long unpack_slots(const uint64_t* m, size_t rows, size_t m_limbs,
+                  unsigned slot_bits, size_t slots, size_t count,
+                  uint64_t* out) {
+  const uint64_t mask = low_mask(slot_bits);
+  const size_t used_bits = slots * slot_bits;
+  for (size_t r = 0; r < rows; ++r) {
+    const uint64_t* row = m + r * m_limbs;
+    // Bits at or above slots * slot_bits must be clear.
+    for (size_t limb = used_bits / 64; limb < m_limbs; ++limb) {
+      uint64_t word = row[limb];
+      if (limb == used_bits / 64) word &= ~low_mask(static_cast<unsigned>(used_bits % 64));
+      if (word) return static_cast<long>(r);
+    }
+    for (size_t j = 0; j < slots; ++j) {
+      const size_t k = r * slots + j;
+      if (k >= count) break;
+      const size_t bit = j * slot_bits;
+      const size_t limb = bit / 64;
+      const unsigned shift = static_cast<unsigned>(bit % 64);
+      uint64_t val = row[limb] >> shift;
+      if (shift != 0 && shift + slot_bits > 64) val |= row[limb + 1] << (64 - shift);
+      out[k] = val & mask;
+    }
+  }
+  return -1;
+}
+
+}  // namespace fp

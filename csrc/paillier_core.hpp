@@ -1,0 +1,143 @@
+// Batched Paillier kernels over raw little-endian uint64 limb arrays.
+//
+// Conventions for every kernel below:
+//  * A batch of big integers is a C-contiguous (count x limbs) array of
+//    uint64_t, least significant limb first, zero-padded to |limbs|.
+//  * Ciphertext rows have pub.nsq_limbs limbs; plaintext rows pub.n_limbs.
+//  * Inputs are read only; |out| may alias an input of the same row size
+//    (each row is read fully into an mpz before its output is written).
+//  * |threads| workers each take a disjoint row range; no shared mutable
+//    state.  Callers release the GIL around these calls.
+//  * Kernels that can fail return the index of the first failing row, or -1.
+//    Failures are reported, never undefined behaviour: inputs are validated
+//    by the Python layer and re-checked where a bad row could crash GMP.
+#pragma once
+
+#include <gmp.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fp {
+
+// Key material known to everybody: n, n^2 and their limb counts.
+class PublicContext {
+ public:
+  PublicContext(const uint64_t* n, size_t n_limbs);
+  ~PublicContext();
+  PublicContext(const PublicContext&) = delete;
+  PublicContext& operator=(const PublicContext&) = delete;
+
+  mpz_t n, nsq;
+  size_t n_limbs, nsq_limbs;
+};
+
+// Secret key material, precomputed once per key: p^2, q^2, the decryption
+// constants hp, hq, q^-1 mod p, the CRT constant (q^2)^-1 mod p^2 and the
+// exponents n mod p(p-1), n mod q(q-1) of the exact CRT obfuscator.
+class PrivateContext {
+ public:
+  PrivateContext(const uint64_t* p, const uint64_t* q, size_t half_limbs,
+                 const uint64_t* n, size_t n_limbs);
+  ~PrivateContext();
+  PrivateContext(const PrivateContext&) = delete;
+  PrivateContext& operator=(const PrivateContext&) = delete;
+
+  PublicContext pub;
+  mpz_t p, q, psq, qsq, pm1, qm1, hp, hq, q_inv_p, qsq_inv_psq, exp_p, exp_q;
+};
+
+// ---- encryption -----------------------------------------------------------
+
+// out[i] = (1 + m[i] n) r^n mod n^2 with a fresh r uniform in Z_n^*.
+// m rows have |m_limbs| limbs and must be < n.  Returns -1, or 0 when the
+// kernel CSPRNG failed.  Public exponent: variable time is fine.
+long encrypt_public(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
+                    size_t count, uint64_t* out, int threads);
+
+// As encrypt_public, but the obfuscator is computed by CRT from the secret
+// factors (see obfuscator_crt in the .cpp for why its distribution equals
+// r^n mod n^2).  Constant time in the secret exponents p and q.
+long encrypt_private(const PrivateContext& priv, const uint64_t* m,
+                     size_t m_limbs, size_t count, uint64_t* out, int threads);
+
+// Known-answer path: out[i] = (1 + m[i] n) r[i]^n mod n^2 with caller-chosen
+// r rows of |r_limbs| limbs.  For tests only.
+void encrypt_with_r(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
+                    const uint64_t* r, size_t r_limbs, size_t count,
+                    uint64_t* out, int threads);
+
+// Same result as encrypt_with_r, computed with r^n by CRT mod p^2 and q^2.
+void encrypt_with_r_crt(const PrivateContext& priv, const uint64_t* m,
+                        size_t m_limbs, const uint64_t* r, size_t r_limbs,
+                        size_t count, uint64_t* out, int threads);
+
+// out[i] = c[i] * s^n mod n^2 with fresh s (public key) ...
+long rerandomize_public(const PublicContext& pub, const uint64_t* c,
+                        size_t count, uint64_t* out, int threads);
+// ... or with a fresh CRT obfuscator (private key).
+long rerandomize_private(const PrivateContext& priv, const uint64_t* c,
+                         size_t count, uint64_t* out, int threads);
+
+// ---- decryption -----------------------------------------------------------
+
+// out[i] (n_limbs) = m with c[i] = E(m), by CRT: L_p(c^(p-1) mod p^2) hp mod p
+// and the same mod q, recombined.  Constant time in p-1 and q-1 (GMP's
+// mpz_powm_sec); the surrounding mpz reductions are not strictly constant
+// time in operand length.
+void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
+             uint64_t* out, int threads);
+
+// ---- homomorphic operations (public key) ----------------------------------
+
+// out[i] = a[i] * b[i] mod n^2   (E(x) + E(y)).
+void mul_ciphertexts(const PublicContext& pub, const uint64_t* a,
+                     const uint64_t* b, size_t count, uint64_t* out,
+                     int threads);
+
+// out[i] = c[i] * (1 + m[i] n) mod n^2   (E(x) + y); m rows < n.
+void add_plaintexts(const PublicContext& pub, const uint64_t* c,
+                    const uint64_t* m, size_t m_limbs, size_t count,
+                    uint64_t* out, int threads);
+
+// out[i] = c[i]^k mod n^2 where k = -e if neg else e   (k * E(x)).
+// e rows have |e_limbs| limbs; e_stride and neg_stride are 0 (one scalar for
+// all rows) or 1 (one per row).  Variable time in the (public) scalar.
+// Returns the first row whose ciphertext is not invertible mod n^2, or -1.
+long pow_ciphertexts(const PublicContext& pub, const uint64_t* c, size_t count,
+                     const uint64_t* e, size_t e_limbs, size_t e_stride,
+                     const uint8_t* neg, size_t neg_stride, uint64_t* out,
+                     int threads);
+
+// out[i] = c[i]^-1 mod n^2   (-E(x)).  Returns the first non-invertible row.
+long invert_ciphertexts(const PublicContext& pub, const uint64_t* c,
+                        size_t count, uint64_t* out, int threads);
+
+// out[g] = prod_{j < group} c[g * group + j] mod n^2 for g < groups.
+void product_of_groups(const PublicContext& pub, const uint64_t* c,
+                       size_t groups, size_t group, uint64_t* out, int threads);
+
+// out[i] = prod_{k < arrays} c_k[i] mod n^2: the server's sum of K clients.
+void product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
+                       size_t arrays, size_t count, uint64_t* out, int threads);
+
+// ---- validation and keys --------------------------------------------------
+
+// First row that is zero or >= n^2, or -1.  Rows have pub.nsq_limbs limbs.
+long find_invalid_ciphertext(const PublicContext& pub, const uint64_t* c,
+                             size_t count);
+
+// First row (|limbs| limbs) that is >= bound (|bound_limbs| limbs), or -1.
+long find_row_at_least(const uint64_t* rows, size_t limbs, size_t count,
+                       const uint64_t* bound, size_t bound_limbs);
+
+// out (|limbs| limbs) = a uniform random prime of exactly |bits| bits with
+// the two top bits set (so p*q of two of them has exactly 2*bits bits), from
+// the kernel CSPRNG.  Returns false if the CSPRNG failed.
+bool generate_prime(size_t bits, uint64_t* out, size_t limbs);
+
+// 2 = prime, 1 = probably prime, 0 = composite (GMP, Baillie-PSW + |reps|
+// Miller-Rabin rounds).
+int probable_prime(const uint64_t* x, size_t limbs, int reps);
+
+}  // namespace fp

@@ -1,0 +1,367 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# distutils: language = c++
+"""Thin binding over the C++ kernels in csrc/: limb arrays in, limb arrays out.
+
+Every function takes C-contiguous uint64 arrays (rows of little-endian limbs),
+allocates its output, and releases the GIL while the kernel runs.  Validation
+of shapes and ranges happens in the Python layer; this module only checks
+what would otherwise make the kernel read out of bounds.
+"""
+from libc.stdint cimport uint64_t, int64_t, uint8_t
+from libcpp.vector cimport vector
+
+import numpy as np
+
+from fastpaillier.errors import RandomnessError
+
+
+cdef extern from "paillier_core.hpp" namespace "fp" nogil:
+    cdef cppclass PublicContext:
+        PublicContext(const uint64_t* n, size_t n_limbs) except +
+        size_t n_limbs
+        size_t nsq_limbs
+
+    cdef cppclass PrivateContext:
+        PrivateContext(const uint64_t* p, const uint64_t* q, size_t half_limbs,
+                       const uint64_t* n, size_t n_limbs) except +
+
+    long c_encrypt_public "fp::encrypt_public"(const PublicContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
+    long c_encrypt_private "fp::encrypt_private"(const PrivateContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_encrypt_with_r "fp::encrypt_with_r"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_encrypt_with_r_crt "fp::encrypt_with_r_crt"(const PrivateContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
+    long c_rerandomize_public "fp::rerandomize_public"(const PublicContext&, const uint64_t*, size_t, uint64_t*, int)
+    long c_rerandomize_private "fp::rerandomize_private"(const PrivateContext&, const uint64_t*, size_t, uint64_t*, int)
+    void c_decrypt "fp::decrypt"(const PrivateContext&, const uint64_t*, size_t, uint64_t*, int)
+    void c_mul_ciphertexts "fp::mul_ciphertexts"(const PublicContext&, const uint64_t*, const uint64_t*, size_t, uint64_t*, int)
+    void c_add_plaintexts "fp::add_plaintexts"(const PublicContext&, const uint64_t*, const uint64_t*, size_t, size_t, uint64_t*, int)
+    long c_pow_ciphertexts "fp::pow_ciphertexts"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, const uint8_t*, size_t, uint64_t*, int)
+    long c_invert_ciphertexts "fp::invert_ciphertexts"(const PublicContext&, const uint64_t*, size_t, uint64_t*, int)
+    void c_product_of_groups "fp::product_of_groups"(const PublicContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_product_of_arrays "fp::product_of_arrays"(const PublicContext&, const uint64_t* const*, size_t, size_t, uint64_t*, int)
+    long c_find_invalid_ciphertext "fp::find_invalid_ciphertext"(const PublicContext&, const uint64_t*, size_t)
+    long c_find_row_at_least "fp::find_row_at_least"(const uint64_t*, size_t, size_t, const uint64_t*, size_t)
+    bint c_generate_prime "fp::generate_prime"(size_t, uint64_t*, size_t)
+    int c_probable_prime "fp::probable_prime"(const uint64_t*, size_t, int)
+
+
+cdef extern from "codec_kernels.hpp" namespace "fp" nogil:
+    void c_encode_signed "fp::encode_signed"(const PublicContext&, const int64_t*, size_t, uint64_t*)
+    long c_decode_signed_scaled "fp::decode_signed_scaled"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, int, double*)
+    void c_pack_slots "fp::pack_slots"(const uint64_t*, size_t, unsigned, size_t, uint64_t, uint64_t*, size_t)
+    long c_unpack_slots "fp::unpack_slots"(const uint64_t*, size_t, size_t, unsigned, size_t, size_t, uint64_t*)
+
+
+cdef class PublicCtx:
+    """Per-key public constants (n, n^2) living in C++."""
+    cdef PublicContext* ptr
+
+    def __cinit__(self, const uint64_t[::1] n not None):
+        if n.shape[0] == 0:
+            raise ValueError("n must have at least one limb")
+        self.ptr = new PublicContext(&n[0], n.shape[0])
+
+    def __dealloc__(self):
+        del self.ptr
+
+    @property
+    def n_limbs(self):
+        return self.ptr.n_limbs
+
+    @property
+    def nsq_limbs(self):
+        return self.ptr.nsq_limbs
+
+
+cdef class PrivateCtx:
+    """Per-key secret constants (p^2, q^2, hp, hq, CRT inverses) living in C++."""
+    cdef PrivateContext* ptr
+    cdef readonly size_t n_limbs
+    cdef readonly size_t nsq_limbs
+
+    def __cinit__(self, const uint64_t[::1] p not None, const uint64_t[::1] q not None,
+                  const uint64_t[::1] n not None, size_t n_limbs, size_t nsq_limbs):
+        if p.shape[0] != q.shape[0] or p.shape[0] == 0 or n.shape[0] == 0:
+            raise ValueError("p and q must have the same nonzero limb count")
+        self.ptr = new PrivateContext(&p[0], &q[0], p.shape[0], &n[0], n.shape[0])
+        self.n_limbs = n_limbs
+        self.nsq_limbs = nsq_limbs
+
+    def __dealloc__(self):
+        del self.ptr
+
+
+cdef inline object _rows(size_t count, size_t limbs):
+    return np.zeros((count, limbs), dtype=np.uint64)
+
+
+def _check_random(long failed):
+    if failed >= 0:
+        raise RandomnessError("the operating system's random number generator failed (getrandom)")
+
+
+def encrypt_public(PublicCtx ctx, const uint64_t[:, ::1] m not None, int threads):
+    cdef size_t count = m.shape[0], ml = m.shape[1]
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_encrypt_public(ctx.ptr[0], &m[0, 0], ml, count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def encrypt_private(PrivateCtx ctx, const uint64_t[:, ::1] m not None, int threads):
+    cdef size_t count = m.shape[0], ml = m.shape[1]
+    out = _rows(count, ctx.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_encrypt_private(ctx.ptr[0], &m[0, 0], ml, count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def encrypt_with_r(PublicCtx ctx, const uint64_t[:, ::1] m not None,
+                   const uint64_t[:, ::1] r not None, int threads):
+    cdef size_t count = m.shape[0]
+    if r.shape[0] != count:
+        raise ValueError("m and r must have the same number of rows")
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_encrypt_with_r(ctx.ptr[0], &m[0, 0], m.shape[1], &r[0, 0], r.shape[1], count, &o[0, 0], threads)
+    return out
+
+
+def encrypt_with_r_crt(PrivateCtx ctx, const uint64_t[:, ::1] m not None,
+                       const uint64_t[:, ::1] r not None, int threads):
+    cdef size_t count = m.shape[0]
+    if r.shape[0] != count:
+        raise ValueError("m and r must have the same number of rows")
+    out = _rows(count, ctx.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_encrypt_with_r_crt(ctx.ptr[0], &m[0, 0], m.shape[1], &r[0, 0], r.shape[1], count, &o[0, 0], threads)
+    return out
+
+
+def rerandomize_public(PublicCtx ctx, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_rerandomize_public(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def rerandomize_private(PrivateCtx ctx, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, ctx.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_rerandomize_private(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def decrypt(PrivateCtx ctx, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, ctx.n_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_decrypt(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    return out
+
+
+def mul_ciphertexts(PublicCtx ctx, const uint64_t[:, ::1] a not None,
+                    const uint64_t[:, ::1] b not None, int threads):
+    cdef size_t count = a.shape[0]
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_mul_ciphertexts(ctx.ptr[0], &a[0, 0], &b[0, 0], count, &o[0, 0], threads)
+    return out
+
+
+def add_plaintexts(PublicCtx ctx, const uint64_t[:, ::1] c not None,
+                   const uint64_t[:, ::1] m not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_add_plaintexts(ctx.ptr[0], &c[0, 0], &m[0, 0], m.shape[1], count, &o[0, 0], threads)
+    return out
+
+
+def pow_ciphertexts(PublicCtx ctx, const uint64_t[:, ::1] c not None,
+                    const uint64_t[:, ::1] e not None, const uint8_t[::1] neg not None,
+                    int threads):
+    """c[i]^(+-e[i]); e and neg have one row per ciphertext or a single row."""
+    cdef size_t count = c.shape[0]
+    cdef size_t e_stride = 0 if e.shape[0] == 1 else 1
+    cdef size_t neg_stride = 0 if neg.shape[0] == 1 else 1
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out, -1
+    cdef uint64_t[:, ::1] o = out
+    cdef long bad
+    with nogil:
+        bad = c_pow_ciphertexts(ctx.ptr[0], &c[0, 0], count, &e[0, 0], e.shape[1], e_stride,
+                                &neg[0], neg_stride, &o[0, 0], threads)
+    return out, bad
+
+
+def invert_ciphertexts(PublicCtx ctx, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out, -1
+    cdef uint64_t[:, ::1] o = out
+    cdef long bad
+    with nogil:
+        bad = c_invert_ciphertexts(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    return out, bad
+
+
+def product_of_groups(PublicCtx ctx, const uint64_t[:, ::1] c not None, size_t group, int threads):
+    """Row g of the result is the product of rows [g*group, (g+1)*group) of c."""
+    cdef size_t groups = c.shape[0] // group if group else 0
+    out = _rows(groups, ctx.ptr.nsq_limbs)
+    if groups == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_product_of_groups(ctx.ptr[0], &c[0, 0], groups, group, &o[0, 0], threads)
+    return out
+
+
+def product_of_arrays(PublicCtx ctx, list arrays, int threads):
+    """Row-wise product of K equally shaped ciphertext arrays."""
+    cdef vector[const uint64_t*] ptrs
+    cdef const uint64_t[:, ::1] mv
+    cdef size_t count = 0
+    for arr in arrays:
+        mv = arr
+        count = mv.shape[0]
+        if count:
+            ptrs.push_back(&mv[0, 0])
+    out = _rows(count, ctx.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_product_of_arrays(ctx.ptr[0], ptrs.data(), ptrs.size(), count, &o[0, 0], threads)
+    return out
+
+
+def find_invalid_ciphertext(PublicCtx ctx, const uint64_t[:, ::1] c not None):
+    if c.shape[0] == 0:
+        return -1
+    if <size_t>c.shape[1] != ctx.ptr.nsq_limbs:
+        raise ValueError("ciphertext rows must have nsq_limbs limbs")
+    return c_find_invalid_ciphertext(ctx.ptr[0], &c[0, 0], c.shape[0])
+
+
+def find_row_at_least(const uint64_t[:, ::1] rows not None, const uint64_t[::1] bound not None):
+    if rows.shape[0] == 0:
+        return -1
+    return c_find_row_at_least(&rows[0, 0], rows.shape[1], rows.shape[0], &bound[0], bound.shape[0])
+
+
+def generate_prime(size_t bits):
+    cdef size_t limbs = (bits + 63) // 64
+    out = np.zeros(limbs, dtype=np.uint64)
+    cdef uint64_t[::1] o = out
+    cdef bint ok
+    with nogil:
+        ok = c_generate_prime(bits, &o[0], limbs)
+    if not ok:
+        raise RandomnessError("the operating system's random number generator failed (getrandom)")
+    return out
+
+
+def probable_prime(const uint64_t[::1] x not None, int reps):
+    cdef int res
+    with nogil:
+        res = c_probable_prime(&x[0], x.shape[0], reps)
+    return res
+
+
+def encode_signed(PublicCtx ctx, const int64_t[::1] v not None):
+    cdef size_t count = v.shape[0]
+    out = _rows(count, ctx.ptr.n_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_encode_signed(ctx.ptr[0], &v[0], count, &o[0, 0])
+    return out
+
+
+def decode_signed_scaled(PublicCtx ctx, const uint64_t[:, ::1] m not None,
+                         const uint64_t[::1] bound not None, int frac_bits):
+    """Returns (float64 values, index of first row beyond +-bound or -1)."""
+    cdef size_t count = m.shape[0]
+    out = np.zeros(count, dtype=np.float64)
+    if count == 0:
+        return out, -1
+    if <size_t>m.shape[1] != ctx.ptr.n_limbs:
+        raise ValueError("plaintext rows must have n_limbs limbs")
+    cdef double[::1] o = out
+    cdef long bad
+    with nogil:
+        bad = c_decode_signed_scaled(ctx.ptr[0], &m[0, 0], count, &bound[0], bound.shape[0], frac_bits, &o[0])
+    return out, bad
+
+
+def pack_slots(const uint64_t[::1] u not None, unsigned slot_bits, size_t slots,
+               uint64_t pad, size_t out_limbs):
+    cdef size_t count = u.shape[0]
+    cdef size_t rows = (count + slots - 1) // slots
+    if slot_bits < 1 or slot_bits > 64 or slots * slot_bits > 64 * out_limbs:
+        raise ValueError("slots do not fit the output rows")
+    out = _rows(rows, out_limbs)
+    if rows == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_pack_slots(&u[0], count, slot_bits, slots, pad, &o[0, 0], out_limbs)
+    return out
+
+
+def unpack_slots(const uint64_t[:, ::1] m not None, unsigned slot_bits, size_t slots, size_t count):
+    """Returns (slot values, index of first row with bits beyond the slots or -1)."""
+    cdef size_t rows = m.shape[0]
+    if slot_bits < 1 or slot_bits > 64 or slots * slot_bits > 64 * <size_t>m.shape[1]:
+        raise ValueError("slots do not fit the input rows")
+    if count > rows * slots:
+        raise ValueError("count exceeds the number of slots")
+    out = np.zeros(count, dtype=np.uint64)
+    if rows == 0:
+        return out, -1
+    cdef uint64_t[::1] o = out
+    cdef long bad
+    with nogil:
+        bad = c_unpack_slots(&m[0, 0], rows, m.shape[1], slot_bits, slots, count, &o[0] if count else NULL)
+    return out, bad
