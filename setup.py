@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ def check_gmp() -> None:
         src = os.path.join(tmp, "probe.cpp")
         with open(src, "w") as f:
             f.write("#include <gmp.h>\nint main(){mpz_t x; mpz_init(x); mpz_clear(x); return 0;}\n")
-        cmd = [cxx, src, "-o", os.path.join(tmp, "probe"), "-lgmp"]
+        cmd = [*shlex.split(cxx), src, "-o", os.path.join(tmp, "probe"), "-lgmp"]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True)
         except FileNotFoundError:
