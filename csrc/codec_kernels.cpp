@@ -3,24 +3,13 @@
 #include <gmp.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
+
+#include "limb_io.hpp"
 
 namespace fp {
 
 namespace {
-
-inline mpz_srcptr view(mpz_t v, const uint64_t* row, size_t limbs) {
-  return mpz_roinit_n(v, reinterpret_cast<const mp_limb_t*>(row),
-                      static_cast<mp_size_t>(limbs));
-}
-
-inline void store(mpz_srcptr x, uint64_t* out, size_t limbs) {
-  const size_t size = mpz_size(x);
-  if (size > limbs) std::abort();
-  if (size) std::memcpy(out, mpz_limbs_read(x), size * sizeof(uint64_t));
-  if (limbs > size) std::memset(out + size, 0, (limbs - size) * sizeof(uint64_t));
-}
 
 inline uint64_t low_mask(unsigned bits) {
   return bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;

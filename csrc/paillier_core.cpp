@@ -6,34 +6,16 @@
 #include <vector>
 
 #include "csprng.hpp"
+#include "limb_io.hpp"
 #include "parallel.hpp"
 
 namespace fp {
-
-static_assert(sizeof(mp_limb_t) == sizeof(uint64_t), "GMP must use 64-bit limbs");
-static_assert(GMP_NUMB_BITS == 64, "GMP must use 64-bit limbs without nails");
 
 namespace {
 
 // Rows per thread below which a kernel runs on the calling thread only.
 constexpr size_t kMinExpRows = 1;     // exponentiations: ~ms each
 constexpr size_t kMinMulRows = 64;    // multiplications: ~us each
-
-// Read-only mpz view of a limb row; no copy, no allocation.  The view lives
-// as long as |row|.  Leading zero limbs are stripped by mpz_roinit_n.
-inline mpz_srcptr view(mpz_t v, const uint64_t* row, size_t limbs) {
-  return mpz_roinit_n(v, reinterpret_cast<const mp_limb_t*>(row),
-                      static_cast<mp_size_t>(limbs));
-}
-
-// Writes non-negative |x| into |limbs| limbs, zero padded.  Every caller
-// reduces x below a modulus that fits, so an oversize x is a logic error.
-inline void store(mpz_srcptr x, uint64_t* out, size_t limbs) {
-  const size_t size = mpz_size(x);
-  if (size > limbs) std::abort();
-  if (size) std::memcpy(out, mpz_limbs_read(x), size * sizeof(uint64_t));
-  if (limbs > size) std::memset(out + size, 0, (limbs - size) * sizeof(uint64_t));
-}
 
 // Lowers |slot| to |index| if smaller: the first failing row across threads.
 inline void record_failure(std::atomic<long>& slot, long index) {
