@@ -15,6 +15,24 @@ inline uint64_t low_mask(unsigned bits) {
   return bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
 }
 
+// |x| * 2^-frac_bits rounded to the nearest double (ties to even), with the
+// sign of x.  mpz_get_d truncates, so values beyond 53 bits are rounded here
+// from their top 54 bits plus a sticky bit.  |tmp| is scratch.
+double to_double_scaled(mpz_srcptr x, int frac_bits, mpz_t tmp) {
+  const size_t bits = mpz_sizeinbase(x, 2);
+  if (mpz_sgn(x) == 0 || bits <= 53) return std::ldexp(mpz_get_d(x), -frac_bits);
+  const mp_bitcnt_t shift = bits - 54;
+  mpz_abs(tmp, x);
+  const bool sticky = mpz_scan1(tmp, 0) < shift;
+  mpz_fdiv_q_2exp(tmp, tmp, shift);           // 54 bits
+  uint64_t top = mpz_get_ui(tmp);
+  const bool half = top & 1;
+  top >>= 1;                                   // 53 bits
+  if (half && (sticky || (top & 1))) ++top;    // round to nearest, ties to even
+  double mag = std::ldexp(static_cast<double>(top), static_cast<int>(shift) + 1 - frac_bits);
+  return mpz_sgn(x) < 0 ? -mag : mag;
+}
+
 }  // namespace
 
 void encode_signed(const PublicContext& pub, const int64_t* v, size_t count,
@@ -38,8 +56,8 @@ void encode_signed(const PublicContext& pub, const int64_t* v, size_t count,
 long decode_signed_scaled(const PublicContext& pub, const uint64_t* m,
                           size_t count, const uint64_t* bound,
                           size_t bound_limbs, int frac_bits, double* out) {
-  mpz_t half, x, vb, vm;
-  mpz_inits(half, x, nullptr);
+  mpz_t half, x, tmp, vb, vm;
+  mpz_inits(half, x, tmp, nullptr);
   mpz_fdiv_q_2exp(half, pub.n, 1);
   mpz_srcptr b = view(vb, bound, bound_limbs);
   long bad = -1;
@@ -54,9 +72,9 @@ long decode_signed_scaled(const PublicContext& pub, const uint64_t* m,
       bad = static_cast<long>(i);
       break;
     }
-    out[i] = std::ldexp(mpz_get_d(x), -frac_bits);
+    out[i] = to_double_scaled(x, frac_bits, tmp);
   }
-  mpz_clears(half, x, nullptr);
+  mpz_clears(half, x, tmp, nullptr);
   return bad;
 }
 

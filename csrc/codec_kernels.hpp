@@ -20,7 +20,8 @@ void encode_signed(const PublicContext& pub, const int64_t* v, size_t count,
 
 // Reads rows m[i] < n as signed values (m > n/2 means m - n), checks
 // |value| <= bound (|bound_limbs| limbs) and writes value * 2^-frac_bits as a
-// double (exact when |value| < 2^53, otherwise truncated to 53 bits).
+// double (exact when |value| < 2^53, otherwise rounded to nearest, ties
+// to even).
 // Returns the first row outside the bound, or -1; |out| is then incomplete.
 long decode_signed_scaled(const PublicContext& pub, const uint64_t* m,
                           size_t count, const uint64_t* bound,

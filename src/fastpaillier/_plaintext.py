@@ -25,6 +25,8 @@ def integer_rows(public_key: "PublicKey", values: object, argname: str) -> tuple
                 "with FixedPointCodec or PackedCodec")
         return _limbs.int_to_limbs(values, public_key.n_limbs)[None, :], ()
     arr = np.asarray(values)
+    if isinstance(values, (list, tuple)) and arr.dtype.kind == "f":
+        arr = np.asarray(values, dtype=object)  # ints beyond int64 make numpy guess float64
     if arr.dtype == object:
         flat = arr.ravel()
         for i, v in enumerate(flat):

@@ -29,6 +29,14 @@ def real_values(values: object, argname: str) -> tuple[np.ndarray, np.dtype]:
     return arr.astype(np.float64).ravel(), dtype
 
 
+def largest_encodable(max_int: int, frac_bits: int) -> float:
+    """The largest float x with round(x * 2^frac_bits) <= max_int."""
+    top = float(max_int)
+    if int(top) > max_int:  # float(max_int) rounded up
+        top = float(np.nextafter(top, 0.0))
+    return float(np.ldexp(top, -frac_bits))
+
+
 def quantize(values: np.ndarray, frac_bits: int, max_int: int, argname: str) -> np.ndarray:
     """round(values * 2^frac_bits) as int64, raising if any |result| > max_int, NaN or inf."""
     bad = ~np.isfinite(values)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 _DTYPE_CODES = {np.dtype(np.int64): 0, np.dtype(np.float32): 1, np.dtype(np.float64): 2}
 _DTYPES = {code: dtype for dtype, code in _DTYPE_CODES.items()}
 _MAX_NDIM = 32
+_MAX_DIM = 2**48
 
 
 class EncryptedArray:
@@ -34,6 +35,9 @@ class EncryptedArray:
     """
 
     __slots__ = ("_public_key", "_data", "_shape", "_codec", "_summands", "_dtype")
+
+    # numpy defers to our reflected operators (ndarray + EncryptedArray) instead of looping over elements.
+    __array_ufunc__ = None
 
     def __init__(self, public_key: "PublicKey", ciphertexts: np.ndarray, shape: Sequence[int] | None = None,
                  *, codec: Codec | None = None, summands: int = 1, dtype: object = None) -> None:
@@ -172,7 +176,7 @@ class EncryptedArray:
             return self._like(data, self._shape, summands, np.result_type(self._dtype, other._dtype))
         if self._codec is None:
             rows, _ = _plaintext.integer_rows(
-                self._public_key, np.broadcast_to(_as_int_array(other), self._shape), "other")
+                self._public_key, broadcast_plaintext(_as_int_array(other), self._shape), "other")
             summands = self._summands
         else:
             rows = self._codec.encode_scalar_rows(other, self._shape)
@@ -248,7 +252,7 @@ class EncryptedArray:
             return self.add(other.negate(threads=threads), threads=threads)
         if self._codec is None:
             rows, _ = _plaintext.integer_rows(
-                self._public_key, np.broadcast_to(_as_int_array(other), self._shape), "other")
+                self._public_key, broadcast_plaintext(_as_int_array(other), self._shape), "other")
             n = self._public_key.n
             negated = _limbs.ints_to_rows(((n - m) % n for m in _limbs.rows_to_ints(rows)),
                                           self._public_key.n_limbs)
@@ -380,7 +384,7 @@ class EncryptedArray:
 def _check_layout(public_key: "PublicKey", rows: int, shape: tuple[int, ...], codec: Codec | None,
                   summands: int, dtype: np.dtype, error: type[Exception]) -> None:
     """Raises `error` unless rows, shape, codec, summands and dtype are mutually consistent."""
-    if any(d < 0 for d in shape) or len(shape) > _MAX_NDIM:
+    if any(d < 0 or d > _MAX_DIM for d in shape) or len(shape) > _MAX_NDIM:
         raise error(f"invalid shape {shape}")
     size = _limbs.shape_size(shape)
     expected_rows = size if codec is None else codec.rows_for(size)
@@ -398,8 +402,19 @@ def _check_layout(public_key: "PublicKey", rows: int, shape: tuple[int, ...], co
             raise error(f"summands {summands} exceed the codec's max_summands {codec.max_summands}")
 
 
+def broadcast_plaintext(values: object, shape: tuple[int, ...]) -> np.ndarray:
+    """values broadcast to shape, or ShapeMismatchError naming both shapes."""
+    arr = np.asarray(values)
+    try:
+        return np.broadcast_to(arr, shape)
+    except ValueError:
+        raise ShapeMismatchError(f"plaintext of shape {arr.shape} does not broadcast to {shape}") from None
+
+
 def _as_int_array(values: object) -> np.ndarray:
     arr = np.asarray(values)
+    if isinstance(values, (list, tuple)) and arr.dtype.kind == "f":
+        arr = np.asarray(values, dtype=object)  # ints beyond int64 make numpy guess float64
     if arr.dtype.kind not in "iuO":
         raise InvalidArgumentError(
             f"plaintexts added to raw integer arrays must be integers, got dtype {arr.dtype}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _limbs, _native
-from .codec import CODEC_FIXED_POINT, Codec, quantize, real_values
+from .codec import CODEC_FIXED_POINT, Codec, largest_encodable, quantize, real_values
 from .errors import EncodingOverflowError, InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class FixedPointCodec(Codec):
     @property
     def max_value(self) -> float:
         """Largest encodable magnitude."""
-        return self._max_int / 2.0**self._frac_bits
+        return largest_encodable(self._max_int, self._frac_bits)
 
     @property
     def max_summands(self) -> int:
@@ -83,7 +83,9 @@ class FixedPointCodec(Codec):
 
     def encode_scalar_rows(self, values: object, shape: tuple[int, ...]) -> np.ndarray:
         """Plaintext rows for values broadcast to `shape` (for adding plaintexts)."""
-        rows, _, _ = self.encode(np.broadcast_to(np.asarray(values, dtype=np.float64), shape))
+        from .encrypted_array import broadcast_plaintext
+
+        rows, _, _ = self.encode(broadcast_plaintext(np.asarray(values, dtype=np.float64), shape))
         return rows
 
     def decode(self, rows: np.ndarray, shape: tuple[int, ...], summands: int, dtype: np.dtype) -> np.ndarray:

@@ -273,7 +273,7 @@ class PrivateKey:
         except InvalidKeyError as exc:
             raise SerializationError(f"private key: {exc}") from exc
         if key.public_key.fingerprint != fingerprint:
-            raise KeyMismatchError("private key: stored fingerprint does not match p*q (corrupted data)")
+            raise SerializationError("private key: stored fingerprint does not match p*q (corrupted data)")
         return key
 
     def save(self, path: str | os.PathLike) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _native
-from .codec import CODEC_PACKED, Codec, quantize, real_values
+from .codec import CODEC_PACKED, Codec, largest_encodable, quantize, real_values
 from .errors import EncodingOverflowError, InvalidArgumentError
 from .fixed_point import _int_param
 
@@ -79,7 +79,7 @@ class PackedCodec(Codec):
     @property
     def max_value(self) -> float:
         """Largest encodable magnitude."""
-        return self._offset / 2.0**self._frac_bits
+        return largest_encodable(self._offset, self._frac_bits)
 
     @property
     def max_summands(self) -> int:

@@ -1,0 +1,559 @@
+"""Benchmark fastpaillier against python-paillier (phe 1.5) and raw gmpy2, in one run.
+
+Run from a checkout with ``PYTHONPATH=src python benchmarks/bench_crypto.py`` (or with
+fastpaillier pip-installed).  Needs ``gmpy2`` and ``phe==1.5.0`` (``pip install '.[bench]'``).
+
+What is measured, on one key of ``--bits`` bits (default 2048) whose n, p and q are shared by
+fastpaillier and phe, so both work modulo the same n^2:
+
+* per ciphertext: encryption with the public key (obfuscator r^n mod n^2), encryption with the
+  private key (fastpaillier's CRT obfuscator, ``PrivateKey.encrypt``), decryption,
+  ciphertext + ciphertext addition, and ciphertext * scalar for a random 32-bit scalar;
+* per value, with ``PackedCodec(pk, value_bits=16, max_summands=8)``: encryption with the private
+  key and with the public key, and decryption (time of the batch / number of values).  phe stores
+  one value per ciphertext, so its per-value cost is its per-ciphertext cost.
+
+fastpaillier runs on every thread count of ``--threads`` (default: 1 and all CPUs) through the
+``threads=`` argument of each call.  phe does not release the GIL, so it runs on 1 thread only;
+the gmpy2 baselines (one ``powmod(r, n, n^2)``: the classic obfuscator; one ``a*b mod n^2``:
+an addition; one ``powmod(c, k, n^2)``: a scalar multiplication) are single-threaded too.
+
+Every time is the best (minimum) call on a whole batch, measured with time.perf_counter with
+the garbage collector off, divided by the batch size.  All measurements run in a few interleaved
+rounds, so that a burst of load from elsewhere cannot spoil every repetition of one of them.
+
+The table gives the speed-up phe/fastpaillier, the scaling of fastpaillier's throughput with
+T threads over 1 thread, and checks them against the project's targets (2048-bit keys only):
+speed-ups over phe on 1 thread for CRT encryption (1.8x), decryption (1.0x), addition (5x),
+packed encryption with the private key (150x per value) and packed decryption (80x per value);
+and a throughput scaling of at least 1.8x on 2 threads for every fastpaillier operation.
+Every operation is checked for correctness once, outside the timed regions, before timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import gc
+import os
+import platform
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+try:
+    import fastpaillier as fp
+except ImportError:  # running from a checkout without PYTHONPATH=src
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    import fastpaillier as fp
+
+try:
+    import gmpy2
+    import phe
+    import phe.util
+    from phe import paillier
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    sys.exit(f"bench_crypto.py needs gmpy2 and phe==1.5.0 ({exc}); "
+             "install them with: pip install gmpy2 phe==1.5.0   (or pip install '.[bench]')")
+
+from fastpaillier.testing import ciphertext_ints
+
+TARGET_BITS = 2048
+SCALING_TARGET_THREADS = 2
+SCALING_TARGET = 1.8
+
+
+# ---- configuration ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Config:
+    """Key size, thread counts, repetitions and batch sizes of one run."""
+
+    bits: int
+    threads: tuple[int, ...]
+    reps: int                 # interleaved rounds; the best time over all of them is kept
+    min_seconds: float        # cheap calls repeat until they took this long over all rounds
+    exp_batch: int            # ciphertexts per call for encryption / decryption
+    mul_batch: int            # ciphertexts per call for scalar multiplication
+    add_batch: int            # ciphertexts per call for addition
+    packed_ciphertexts: int   # full ciphertexts of packed values per call
+    phe_batch: int            # phe / gmpy2 operations per repetition (exponentiations)
+    phe_add_batch: int        # phe / gmpy2 additions per repetition
+
+
+def make_config(bits: int, threads: Sequence[int], quick: bool, reps: int | None) -> Config:
+    """Full (default) or --quick sizes; thread counts always include 1 (the reference)."""
+    thread_counts = tuple(sorted(set(threads) | {1}))
+    if quick:
+        return Config(bits, thread_counts, reps or 3, 0.3, exp_batch=64, mul_batch=128, add_batch=4096,
+                      packed_ciphertexts=16, phe_batch=24, phe_add_batch=2048)
+    return Config(bits, thread_counts, reps or 7, 1.0, exp_batch=256, mul_batch=512, add_batch=8192,
+                  packed_ciphertexts=64, phe_batch=128, phe_add_batch=4096)
+
+
+def parse_threads(text: str) -> list[int]:
+    """'1,8' -> [1, 8] (argparse type)."""
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--threads must be comma-separated integers, got {text!r}")
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--threads needs positive integers, got {text!r}")
+    return counts
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bits", type=int, default=TARGET_BITS, help="key size in bits (default 2048)")
+    parser.add_argument("--threads", type=parse_threads, default=[1, os.cpu_count() or 1],
+                        help="comma-separated fastpaillier thread counts (default: 1,<os cpu count>)")
+    parser.add_argument("--quick", action="store_true", help="smaller batches, 3 rounds (well under a minute)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="interleaved timing rounds, the best is kept (default 7; 3 with --quick)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args(argv)
+    if args.reps is not None and args.reps < 1:
+        parser.error("--reps must be >= 1")
+    if args.bits % 2 or args.bits < 16:
+        parser.error("--bits must be an even number >= 16")
+    return args
+
+
+# ---- timing -----------------------------------------------------------------------------------
+
+MAX_CALLS_PER_ROUND = 50
+
+Key = tuple[str, str, int]  # (library, operation, threads)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A call to time and the number of ciphertexts or values it processes."""
+
+    key: Key
+    fn: Callable[[], object]
+    items: int
+
+
+def best_call(fn: Callable[[], object], min_seconds: float) -> float:
+    """Minimum wall time of one call of fn: at least one call, more until min_seconds have passed."""
+    best, total, calls = float("inf"), 0.0, 0
+    while calls == 0 or (total < min_seconds and calls < MAX_CALLS_PER_ROUND):
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        best, total, calls = min(best, elapsed), total + elapsed, calls + 1
+    return best
+
+
+def run_rounds(measurements: Sequence[Measurement], cfg: Config) -> dict[Key, float]:
+    """Best seconds per item of every measurement, over cfg.reps interleaved rounds.
+
+    Each round times every measurement once (a cheap one repeatedly, for min_seconds / reps),
+    so a burst of noise from other load hits one round of many measurements rather than every
+    repetition of one, and all libraries and thread counts see the same conditions.  The
+    garbage collector is off while timing, as in timeit.
+    """
+    best = {m.key: float("inf") for m in measurements}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(cfg.reps):
+            for m in measurements:
+                best[m.key] = min(best[m.key], best_call(m.fn, cfg.min_seconds / cfg.reps) / m.items)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return best
+
+
+# ---- workload ---------------------------------------------------------------------------------
+
+@dataclass
+class Keys:
+    """One key pair, seen by fastpaillier and by phe (same n, p, q)."""
+
+    pk: fp.PublicKey
+    sk: fp.PrivateKey
+    phe_pk: paillier.PaillierPublicKey
+    phe_sk: paillier.PaillierPrivateKey
+
+
+def make_keys(bits: int) -> Keys:
+    pk, sk = fp.generate_keypair(bits, insecure=bits < TARGET_BITS)
+    phe_pk = paillier.PaillierPublicKey(pk.n)
+    return Keys(pk, sk, phe_pk, paillier.PaillierPrivateKey(phe_pk, sk.p, sk.q))
+
+
+def tiled(pk: fp.PublicKey, source: fp.EncryptedArray, rows: int) -> fp.EncryptedArray:
+    """`rows` valid ciphertexts made by repeating those of source (cheap large operands)."""
+    reps = -(-rows // source.ciphertexts.shape[0])
+    return fp.EncryptedArray(pk, np.tile(source.ciphertexts, (reps, 1))[:rows])
+
+
+@dataclass
+class Workload:
+    """Inputs of every measured operation, built once (outside the timed regions)."""
+
+    plaintexts: np.ndarray                          # int64 values below 2^62, exp_batch of them
+    encrypted: fp.EncryptedArray                    # their encryptions
+    add_a: fp.EncryptedArray                        # addition operands, add_batch each
+    add_b: fp.EncryptedArray
+    mul_in: fp.EncryptedArray                       # scalar multiplication operand, mul_batch
+    scalar: int                                     # random 32-bit scalar
+    codec: fp.PackedCodec
+    packed_values: np.ndarray                       # float32 in [-1, 1), whole ciphertexts' worth
+    packed: fp.EncryptedArray                       # their packed encryption
+    phe_plaintexts: list[int]                       # phe_batch of the plaintexts
+    phe_encrypted: list[paillier.EncryptedNumber]   # their phe encryptions
+    phe_add_a: list[paillier.EncryptedNumber]       # the first phe_add_batch addition operands
+    phe_add_b: list[paillier.EncryptedNumber]
+
+
+def make_workload(keys: Keys, cfg: Config) -> Workload:
+    rng = np.random.default_rng()
+    pk, sk = keys.pk, keys.sk
+    plaintexts = rng.integers(0, 2**62, size=cfg.exp_batch, dtype=np.int64)
+    base_a = sk.encrypt(rng.integers(0, 2**62, size=256, dtype=np.int64))
+    base_b = sk.encrypt(rng.integers(0, 2**62, size=257, dtype=np.int64))  # 257: varied pairings
+    add_a, add_b = tiled(pk, base_a, cfg.add_batch), tiled(pk, base_b, cfg.add_batch)
+    codec = fp.PackedCodec(pk, value_bits=16, max_summands=8)
+    packed_values = rng.uniform(-1, 1, size=codec.slots * cfg.packed_ciphertexts).astype(np.float32)
+    phe_plaintexts = [int(m) for m in plaintexts[:cfg.phe_batch]]
+    return Workload(
+        plaintexts=plaintexts, encrypted=sk.encrypt(plaintexts), add_a=add_a, add_b=add_b,
+        mul_in=tiled(pk, base_a, cfg.mul_batch), scalar=secrets.randbits(31) | (1 << 31),
+        codec=codec, packed_values=packed_values, packed=codec.encrypt(packed_values, sk),
+        phe_plaintexts=phe_plaintexts, phe_encrypted=[keys.phe_pk.encrypt(m) for m in phe_plaintexts],
+        phe_add_a=phe_numbers(keys.phe_pk, add_a, cfg.phe_add_batch),
+        phe_add_b=phe_numbers(keys.phe_pk, add_b, cfg.phe_add_batch))
+
+
+def head(array: fp.EncryptedArray, count: int) -> fp.EncryptedArray:
+    """The first `count` ciphertexts of a raw (codec-less) array."""
+    return fp.EncryptedArray(array.public_key, array.ciphertexts[:count])
+
+
+def phe_numbers(phe_pk: paillier.PaillierPublicKey, array: fp.EncryptedArray,
+                count: int) -> list[paillier.EncryptedNumber]:
+    """The first `count` fastpaillier ciphertexts as phe EncryptedNumbers (integers, exponent 0)."""
+    return [paillier.EncryptedNumber(phe_pk, c, 0) for c in ciphertext_ints(head(array, count))]
+
+
+def plaintext_ints(sk: fp.PrivateKey, array: fp.EncryptedArray) -> list[int]:
+    """Decrypted plaintexts m mod n as Python ints."""
+    return [int.from_bytes(row.tobytes(), "little") for row in sk.decrypt_limbs(array)]
+
+
+def verify(keys: Keys, work: Workload) -> None:
+    """Checks every measured operation once against plain arithmetic, on both libraries."""
+    pk, sk, n, k = keys.pk, keys.sk, keys.pk.n, work.scalar
+    a, b, c = head(work.add_a, 64), head(work.add_b, 64), head(work.mul_in, 64)
+    m_a, m_b, m_c = plaintext_ints(sk, a), plaintext_ints(sk, b), plaintext_ints(sk, c)
+    enc0, enc1 = work.phe_encrypted[:2]
+    checks = {
+        "fastpaillier public-key encryption":
+            np.array_equal(sk.decrypt(pk.encrypt(work.plaintexts[:16])), work.plaintexts[:16]),
+        "fastpaillier CRT encryption and decryption": np.array_equal(sk.decrypt(work.encrypted), work.plaintexts),
+        "phe decrypts fastpaillier ciphertexts (same modulus)":
+            [keys.phe_sk.decrypt(x) for x in phe_numbers(keys.phe_pk, work.encrypted, 4)]
+            == [int(m) for m in work.plaintexts[:4]],
+        "fastpaillier addition": plaintext_ints(sk, a + b) == [(x + y) % n for x, y in zip(m_a, m_b)],
+        "fastpaillier scalar multiplication": plaintext_ints(sk, c * k) == [x * k % n for x in m_c],
+        "fastpaillier packed codec (private and public key)": all(
+            np.abs(sk.decrypt(work.codec.encrypt(work.packed_values, key)) - work.packed_values).max()
+            <= work.codec.max_rounding_error(1) for key in (sk, pk)),
+        "phe encryption, addition and scalar multiplication":
+            keys.phe_sk.decrypt(enc0 + enc1 * k) == work.phe_plaintexts[0] + work.phe_plaintexts[1] * k,
+    }
+    failed = [name for name, ok in checks.items() if not ok]
+    if failed:
+        sys.exit("correctness check failed, nothing measured: " + "; ".join(failed))
+
+
+# ---- operations and measurements ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Operation:
+    """One fastpaillier operation with its single-threaded references and the issue's target."""
+
+    name: str
+    items: int                              # ciphertexts or values per call
+    run: Callable[[int], object]            # threads -> result
+    phe: str | None = None                  # name of the matching phe measurement
+    gmpy2: str | None = None                # name of the matching gmpy2 baseline
+    target: float | None = None             # minimum phe/fastpaillier speed-up on 1 thread
+
+
+def operations(keys: Keys, work: Workload) -> list[Operation]:
+    pk, sk, codec, values = keys.pk, keys.sk, work.codec, work.packed_values
+    n_ct, n_val = work.plaintexts.size, values.size
+    k = work.scalar
+    return [
+        Operation("encrypt, public key", n_ct, lambda t: pk.encrypt(work.plaintexts, threads=t),
+                  phe="encrypt", gmpy2="obfuscator"),
+        Operation("encrypt, private key (CRT)", n_ct, lambda t: sk.encrypt(work.plaintexts, threads=t),
+                  phe="encrypt", gmpy2="obfuscator", target=1.8),
+        Operation("decrypt", n_ct, lambda t: sk.decrypt(work.encrypted, threads=t), phe="decrypt", target=1.0),
+        Operation("add ciphertext + ciphertext", work.add_a.size,
+                  lambda t: work.add_a.add(work.add_b, threads=t), phe="add", gmpy2="mulmod", target=5.0),
+        Operation("multiply by scalar (random 32-bit)", work.mul_in.size,
+                  lambda t: work.mul_in.multiply(k, threads=t), phe="multiply", gmpy2="scalar powmod"),
+        Operation(f"packed encrypt, private key, per value ({codec.slots}/ct)", n_val,
+                  lambda t: codec.encrypt(values, sk, threads=t), phe="encrypt", target=150.0),
+        Operation(f"packed encrypt, public key, per value ({codec.slots}/ct)", n_val,
+                  lambda t: codec.encrypt(values, pk, threads=t), phe="encrypt"),
+        Operation(f"packed decrypt, per value ({codec.slots}/ct)", n_val,
+                  lambda t: sk.decrypt(work.packed, threads=t), phe="decrypt", target=80.0),
+    ]
+
+
+def phe_measurements(keys: Keys, work: Workload) -> list[Measurement]:
+    """phe 1.5, single-threaded (it holds the GIL)."""
+    phe_pk, phe_sk, k = keys.phe_pk, keys.phe_sk, work.scalar
+    ints, enc = work.phe_plaintexts, work.phe_encrypted
+    a, b = work.phe_add_a, work.phe_add_b
+    return [
+        Measurement(("phe", "encrypt", 1), lambda: [phe_pk.encrypt(m) for m in ints], len(ints)),
+        Measurement(("phe", "decrypt", 1), lambda: [phe_sk.decrypt(c) for c in enc], len(enc)),
+        Measurement(("phe", "add", 1), lambda: [x + y for x, y in zip(a, b)], len(a)),
+        Measurement(("phe", "multiply", 1), lambda: [c * k for c in enc], len(enc)),
+    ]
+
+
+def gmpy2_measurements(keys: Keys, work: Workload) -> list[Measurement]:
+    """Raw gmpy2 on mpz values, single-threaded: the floor for a Python caller."""
+    n = gmpy2.mpz(keys.pk.n)
+    nsq = n * n
+    r = [gmpy2.mpz(secrets.randbelow(keys.pk.n - 1) + 1) for _ in work.phe_plaintexts]
+    c = [gmpy2.mpz(x.ciphertext(False)) for x in work.phe_encrypted]
+    a = [gmpy2.mpz(x.ciphertext(False)) for x in work.phe_add_a]
+    b = [gmpy2.mpz(x.ciphertext(False)) for x in work.phe_add_b]
+    k = gmpy2.mpz(work.scalar)
+    return [
+        Measurement(("gmpy2", "obfuscator", 1), lambda: [gmpy2.powmod(x, n, nsq) for x in r], len(r)),
+        Measurement(("gmpy2", "mulmod", 1), lambda: [x * y % nsq for x, y in zip(a, b)], len(a)),
+        Measurement(("gmpy2", "scalar powmod", 1), lambda: [gmpy2.powmod(x, k, nsq) for x in c], len(c)),
+    ]
+
+
+def fastpaillier_measurements(ops: Sequence[Operation], threads: Sequence[int]) -> list[Measurement]:
+    """Every fastpaillier operation on every thread count."""
+    def call(op: Operation, t: int) -> Callable[[], object]:
+        return lambda: op.run(t)
+    return [Measurement(("fastpaillier", op.name, t), call(op, t), op.items) for op in ops for t in threads]
+
+
+def measure(keys: Keys, work: Workload, ops: Sequence[Operation], cfg: Config) -> dict[Key, float]:
+    """Seconds per item of everything, after one warm-up call of each fastpaillier operation."""
+    for op in ops:  # page in code, thread start-up and caches
+        op.run(max(cfg.threads))
+    measurements = [*fastpaillier_measurements(ops, cfg.threads), *phe_measurements(keys, work),
+                    *gmpy2_measurements(keys, work)]
+    return run_rounds(measurements, cfg)
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: an operation on T threads against its references."""
+
+    operation: str
+    threads: int
+    fp_time: float                  # seconds per ciphertext or value
+    phe_time: float | None          # phe, 1 thread
+    gmpy2_time: float | None        # gmpy2 baseline, 1 thread
+    scaling: float | None           # fastpaillier throughput on T threads / on 1 thread
+    target: str | None              # e.g. "phe/fp >= 1.8x" or "scaling >= 1.8x"
+    passed: bool | None             # None: no target on this row
+
+    @property
+    def ratio(self) -> float | None:
+        """Speed-up over phe (phe time / fastpaillier time)."""
+        return None if self.phe_time is None else self.phe_time / self.fp_time
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def build_rows(ops: Sequence[Operation], cfg: Config, times: dict[Key, float]) -> list[Row]:
+    targets_apply = cfg.bits == TARGET_BITS
+    rows = []
+    for op in ops:
+        one_thread = times[("fastpaillier", op.name, 1)]
+        phe_time = times[("phe", op.phe, 1)] if op.phe else None
+        gmpy2_time = times[("gmpy2", op.gmpy2, 1)] if op.gmpy2 else None
+        for t in cfg.threads:
+            fp_time = times[("fastpaillier", op.name, t)]
+            target, passed, scaling = None, None, None
+            if t == 1:
+                if op.target is not None and phe_time is not None and targets_apply:
+                    target, passed = f"phe/fp >= {op.target:g}x", phe_time / fp_time >= op.target
+            else:
+                scaling = one_thread / fp_time
+                if t == SCALING_TARGET_THREADS and targets_apply:
+                    target, passed = f"scaling >= {SCALING_TARGET:g}x", scaling >= SCALING_TARGET
+            rows.append(Row(op.name, t, fp_time, phe_time, gmpy2_time, scaling, target, passed))
+    return rows
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def fmt_factor(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}x" if value >= 100 else f"{value:.2f}x"
+
+
+COLUMNS = ("operation", "threads", "fastpaillier / op", "phe / op (1 thr)", "phe/fp speed-up",
+           "gmpy2 baseline / op", "scaling vs 1 thr", "target", "result")
+
+
+def table_cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
+    return [(r.operation, str(r.threads), fmt_time(r.fp_time), fmt_time(r.phe_time), fmt_factor(r.ratio),
+             fmt_time(r.gmpy2_time), fmt_factor(r.scaling), r.target or "-", r.verdict) for r in rows]
+
+
+def render_text(rows: Sequence[Row]) -> str:
+    cells = [COLUMNS, *table_cells(rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(["---"] + ["---:"] * (len(COLUMNS) - 1)) + "|"]
+    lines += ["| " + " | ".join(line) + " |" for line in table_cells(rows)]
+    return "\n".join(lines)
+
+
+# ---- header and notes -------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def loaded_gmp_versions() -> dict[str, str]:
+    """Path -> version of every libgmp mapped into this process (Linux; empty elsewhere)."""
+    versions = {}
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "libgmp" in line.rsplit("/", 1)[-1]})
+        for path in paths:
+            versions[path] = ctypes.c_char_p.in_dll(ctypes.CDLL(path), "__gmp_version").value.decode()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return versions
+
+
+def header_lines(cfg: Config, work: Workload) -> list[str]:
+    gmp_libs = loaded_gmp_versions()
+    fp_gmp = [f"GMP {v} ({p})" for p, v in gmp_libs.items() if "gmpy2" not in p] or ["unknown"]
+    return [
+        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: {cpu_model()}, {os.cpu_count()} CPUs ({usable_cores()} usable), "
+        f"{platform.system()} {platform.machine()}",
+        f"Python {platform.python_version()}, numpy {np.__version__}, gmpy2 {gmpy2.version()} "
+        f"({gmpy2.mp_version()}), phe {phe.__version__} (uses gmpy2: {phe.util.HAVE_GMP})",
+        f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
+        f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
+        f"threads (fastpaillier): {', '.join(map(str, cfg.threads))}; phe and gmpy2: 1 "
+        "(phe holds the GIL, so it cannot use more)",
+        f"batches: {cfg.exp_batch} ciphertexts (encrypt/decrypt), {cfg.mul_batch} (scalar multiply), "
+        f"{cfg.add_batch} (add), {work.packed_values.size} values in {work.packed.ciphertexts.shape[0]} "
+        f"ciphertexts (packed: {work.codec!r}); phe/gmpy2: {cfg.phe_batch} exponentiations, "
+        f"{cfg.phe_add_batch} additions; best call over {cfg.reps} "
+        f"interleaved rounds (cheap calls repeated to fill {cfg.min_seconds:g} s per measurement)",
+    ]
+
+
+def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
+    checked = [r for r in rows if r.passed is not None]
+    lines = [
+        "Times are per ciphertext, or per value for the packed rows; phe stores one value per ciphertext, "
+        "so its per-value time is its per-ciphertext time (encrypt(int) / decrypt).",
+        "phe/fp speed-up divides phe's 1-thread time by fastpaillier's time on the row's thread count; "
+        "targets on it apply to 1 thread.",
+        "scaling = fastpaillier throughput on T threads / on 1 thread; the target (>= "
+        f"{SCALING_TARGET:g}x) is stated for T = {SCALING_TARGET_THREADS}.",
+        f"Scalar multiplication: every ciphertext times k = {work.scalar} (random, 32 bits), the same k "
+        "for fastpaillier, phe and gmpy2.",
+        "gmpy2 baselines: powmod(r, n, n^2) (one classic obfuscator) for encryption, a*b mod n^2 for "
+        "addition, powmod(c, k, n^2) for scalar multiplication; all on mpz values, 1 thread.",
+        "The packed-encryption target applies to the private-key (CRT) path; the public-key row is informative.",
+    ]
+    if cfg.bits != TARGET_BITS:
+        lines.append(f"The targets are defined for {TARGET_BITS}-bit keys; none is checked at {cfg.bits} bits.")
+    elif SCALING_TARGET_THREADS not in cfg.threads:
+        lines.append(f"No {SCALING_TARGET_THREADS}-thread run: pass --threads 1,{SCALING_TARGET_THREADS} "
+                     "to check the scaling target.")
+    passed = sum(1 for r in checked if r.passed)
+    lines.append(f"Targets: {passed} PASS, {len(checked) - passed} FAIL." if checked else "Targets: none checked.")
+    return lines
+
+
+def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool) -> str:
+    head, tail = header_lines(cfg, work), notes(cfg, work, rows)
+    if markdown:
+        return "\n".join(["## fastpaillier vs python-paillier (phe) vs gmpy2", "",
+                          *(f"- {line}" for line in head), "", render_markdown(rows), "",
+                          *(f"- {line}" for line in tail)])
+    return "\n".join(["fastpaillier vs python-paillier (phe) vs gmpy2", *(f"  {line}" for line in head), "",
+                      render_text(rows), "", *(f"* {line}" for line in tail)])
+
+
+# ---- main -------------------------------------------------------------------------------------
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so that stdout holds only the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = make_config(args.bits, args.threads, args.quick, args.reps)
+    progress(f"generating a {cfg.bits}-bit key pair and the inputs ...")
+    keys = make_keys(cfg.bits)
+    work = make_workload(keys, cfg)
+    verify(keys, work)
+    ops = operations(keys, work)
+    progress(f"timing fastpaillier ({', '.join(map(str, cfg.threads))} threads), phe and gmpy2 "
+             f"in {cfg.reps} interleaved rounds ...")
+    times = measure(keys, work, ops, cfg)
+    print(report(cfg, work, build_rows(ops, cfg, times), args.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
