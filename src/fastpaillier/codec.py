@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from .errors import EncodingOverflowError, InvalidArgumentError, SerializationError, SummandLimitError
+from .errors import (CodecMismatchError, EncodingOverflowError, InvalidArgumentError, KeyMismatchError,
+                     SerializationError, SummandLimitError)
 from .threads import resolve_threads
 
 if TYPE_CHECKING:
@@ -138,8 +139,6 @@ class Codec(abc.ABC):
         else:
             raise InvalidArgumentError(f"key must be a PublicKey or PrivateKey, got {type(key).__name__}")
         if pk != self._public_key:
-            from .errors import KeyMismatchError
-
             raise KeyMismatchError("key does not match the codec's public key")
         rows, shape, dtype = self.encode(values)
         data = fn(ctx, rows, resolve_threads(threads))
@@ -149,8 +148,6 @@ class Codec(abc.ABC):
                 threads: int | None = None) -> np.ndarray:
         """Decrypts and decodes an array produced with this codec."""
         if array.codec != self:
-            from .errors import CodecMismatchError
-
             raise CodecMismatchError("array was not encoded with this codec")
         return private_key.decrypt(array, threads=threads)
 

@@ -49,7 +49,7 @@ class EncryptedArray:
                 or ciphertexts.ndim != 2 or ciphertexts.shape[1] != public_key.nsq_limbs):
             raise InvalidArgumentError(
                 f"ciphertexts must be a uint64 array of shape (N, {public_key.nsq_limbs}) for this key")
-        data = np.ascontiguousarray(ciphertexts).copy()
+        data = np.array(ciphertexts, dtype=np.uint64, order="C", copy=True)  # owned, made read-only
         shape = (data.shape[0],) if shape is None else tuple(int(d) for d in shape)
         if codec is not None and codec.public_key != public_key:
             raise KeyMismatchError("codec belongs to a different public key")
