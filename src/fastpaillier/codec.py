@@ -9,7 +9,6 @@ import numpy as np
 
 from .errors import (CodecMismatchError, EncodingOverflowError, InvalidArgumentError, KeyMismatchError,
                      SerializationError, SummandLimitError)
-from .threads import resolve_threads
 
 if TYPE_CHECKING:
     from . import _wire
@@ -128,21 +127,15 @@ class Codec(abc.ABC):
     def encrypt(self, values: object, key: "PublicKey | PrivateKey", *,
                 threads: int | None = None) -> "EncryptedArray":
         """Encodes and encrypts a real array; a PrivateKey encrypts faster by CRT."""
-        from . import _native
-        from .encrypted_array import EncryptedArray
         from .keys import PrivateKey, PublicKey
 
-        if isinstance(key, PrivateKey):
-            pk, ctx, fn = key.public_key, key._ctx, _native.encrypt_private
-        elif isinstance(key, PublicKey):
-            pk, ctx, fn = key, key._ctx, _native.encrypt_public
-        else:
+        if not isinstance(key, (PrivateKey, PublicKey)):
             raise InvalidArgumentError(f"key must be a PublicKey or PrivateKey, got {type(key).__name__}")
+        pk = key.public_key if isinstance(key, PrivateKey) else key
         if pk != self._public_key:
             raise KeyMismatchError("key does not match the codec's public key")
         rows, shape, dtype = self.encode(values)
-        data = fn(ctx, rows, resolve_threads(threads))
-        return EncryptedArray._wrap(pk, data, shape, codec=self, summands=1, dtype=dtype)
+        return key._encrypt_rows(rows, shape, threads, codec=self, summands=1, dtype=dtype)
 
     def decrypt(self, array: "EncryptedArray", private_key: "PrivateKey", *,
                 threads: int | None = None) -> np.ndarray:
