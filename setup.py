@@ -10,7 +10,7 @@ import tempfile
 
 from setuptools import Extension, setup
 
-CSRC = ["csrc/paillier_core.cpp", "csrc/codec_kernels.cpp", "csrc/csprng.cpp"]
+CSRC = ["csrc/paillier_core.cpp", "csrc/codec_kernels.cpp", "csrc/csprng.cpp", "csrc/ifma_montgomery.cpp"]
 GMP_HINT = (
     "fastpaillier needs the GMP headers and library (gmp.h, libgmp) to build.\n"
     "  Debian/Ubuntu: apt-get install libgmp-dev\n"
@@ -45,7 +45,7 @@ def extensions() -> list[Extension]:
         include_dirs=["csrc"],
         libraries=["gmp"],
         language="c++",
-        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall"],
+        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wno-maybe-uninitialized"],
         extra_link_args=["-pthread"],
     )
     return cythonize([ext], compiler_directives={"language_level": "3"})

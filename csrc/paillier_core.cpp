@@ -130,6 +130,8 @@ PrivateContext::PrivateContext(const uint64_t* p_row, const uint64_t* q_row,
   mpz_mul(t, q, qm1);
   mpz_mod(exp_q, pub.n, t);
   mpz_clear(t);
+  ifma_psq.init(psq);
+  ifma_qsq.init(qsq);
 }
 
 PrivateContext::~PrivateContext() {
@@ -248,23 +250,83 @@ void encrypt_with_r_crt(const PrivateContext& priv, const uint64_t* m,
 
 // ---- decryption -------------------------------------------------------------
 
-// m_p = L_p(c^(p-1) mod p^2) hp mod p, with L_p(x) = (x - 1) / p.
-// Constant time in the secret exponent p-1 (mpz_powm_sec).
-static void decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
-                         mpz_srcptr prime_sq, mpz_srcptr prime_m1,
-                         mpz_srcptr h) {
-  mpz_mod(out, c, prime_sq);
-  if (mpz_sgn(out) == 0) return;  // not a valid ciphertext; result is junk, not a crash
-  mpz_powm_sec(out, out, prime_m1, prime_sq);
-  mpz_sub_ui(out, out, 1);
+// out = L_p(t) h mod p with L_p(t) = (t - 1) / p, for t = c^(p-1) mod p^2.
+static void finish_half(mpz_t out, mpz_srcptr t, mpz_srcptr prime, mpz_srcptr h) {
+  mpz_sub_ui(out, t, 1);
   mpz_fdiv_q(out, out, prime);
   mpz_mul(out, out, h);
   mpz_mod(out, out, prime);
 }
 
+// m_p = L_p(c^(p-1) mod p^2) hp mod p.  Constant time in the secret exponent
+// p-1 (mpz_powm_sec).
+static void decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
+                         mpz_srcptr prime_sq, mpz_srcptr prime_m1,
+                         mpz_srcptr h) {
+  mpz_mod(out, c, prime_sq);  // an invalid c (p^2 | c) gives junk, the same as the IFMA path
+  mpz_powm_sec(out, out, prime_m1, prime_sq);
+  finish_half(out, out, prime, h);
+}
+
+// out = m_q + q ((m_p - m_q) q^-1 mod p), stored as row i.
+static void crt_store(const PrivateContext& priv, mpz_srcptr mp, mpz_srcptr mq,
+                      mpz_t tmp, uint64_t* out_row) {
+  mpz_sub(tmp, mp, mq);
+  mpz_mul(tmp, tmp, priv.q_inv_p);
+  mpz_mod(tmp, tmp, priv.p);
+  mpz_mul(tmp, tmp, priv.q);
+  mpz_add(tmp, tmp, mq);
+  store(tmp, out_row, priv.pub.n_limbs);
+}
+
+// Decrypts rows [8 g, 8 g + 8) with two 8-lane IFMA exponentiations; lanes
+// past |count| compute on the padding value 1 and are not stored.
+static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
+                               size_t count, size_t g, uint64_t* out) {
+  const size_t cl = priv.pub.nsq_limbs;
+  mpz_t xp[8], xq[8], v, tmp;
+  mpz_srcptr bp[8], bq[8];
+  mpz_ptr op[8], oq[8];
+  mpz_init(tmp);
+  for (int l = 0; l < 8; ++l) {
+    mpz_inits(xp[l], xq[l], nullptr);
+    const size_t i = g * 8 + static_cast<size_t>(l);
+    if (i < count) {
+      mpz_srcptr ci = view(v, c + i * cl, cl);
+      mpz_mod(xp[l], ci, priv.psq);
+      mpz_mod(xq[l], ci, priv.qsq);
+    } else {
+      mpz_set_ui(xp[l], 1);
+      mpz_set_ui(xq[l], 1);
+    }
+    bp[l] = xp[l];
+    bq[l] = xq[l];
+    op[l] = xp[l];  // outputs overwrite the inputs after all are read
+    oq[l] = xq[l];
+  }
+  ifma_powm8(priv.ifma_psq, priv.pm1, bp, op);
+  ifma_powm8(priv.ifma_qsq, priv.qm1, bq, oq);
+  for (int l = 0; l < 8; ++l) {
+    const size_t i = g * 8 + static_cast<size_t>(l);
+    if (i < count) {
+      finish_half(xp[l], xp[l], priv.p, priv.hp);
+      finish_half(xq[l], xq[l], priv.q, priv.hq);
+      crt_store(priv, xp[l], xq[l], tmp, out + i * priv.pub.n_limbs);
+    }
+    mpz_clears(xp[l], xq[l], nullptr);
+  }
+  mpz_clear(tmp);
+}
+
 void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
              uint64_t* out, int threads) {
   const size_t cl = priv.pub.nsq_limbs, ml = priv.pub.n_limbs;
+  if (ifma_enabled()) {
+    parallel_for((count + 7) / 8, threads, 1, [&](size_t begin, size_t end) {
+      for (size_t g = begin; g < end; ++g) decrypt_group_ifma(priv, c, count, g, out);
+    });
+    return;
+  }
   parallel_for(count, threads, kMinExpRows, [&](size_t begin, size_t end) {
     Scratch s;
     mpz_t v;
@@ -272,13 +334,7 @@ void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
       mpz_srcptr ci = view(v, c + i * cl, cl);
       decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp);
       decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq);
-      // m = m_q + q ((m_p - m_q) q^-1 mod p)
-      mpz_sub(s.c, s.a, s.b);
-      mpz_mul(s.c, s.c, priv.q_inv_p);
-      mpz_mod(s.c, s.c, priv.p);
-      mpz_mul(s.c, s.c, priv.q);
-      mpz_add(s.c, s.c, s.b);
-      store(s.c, out + i * ml, ml);
+      crt_store(priv, s.a, s.b, s.c, out + i * ml);
     }
   });
 }

@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "ifma_montgomery.hpp"
+
 namespace fp {
 
 // Key material known to everybody: n, n^2 and their limb counts.
@@ -45,6 +47,7 @@ class PrivateContext {
 
   PublicContext pub;
   mpz_t p, q, psq, qsq, pm1, qm1, hp, hq, q_inv_p, qsq_inv_psq, exp_p, exp_q;
+  IfmaModulus ifma_psq, ifma_qsq;  // radix-2^52 constants for the IFMA path
 };
 
 // ---- encryption -----------------------------------------------------------
@@ -82,9 +85,10 @@ long rerandomize_private(const PrivateContext& priv, const uint64_t* c,
 // ---- decryption -----------------------------------------------------------
 
 // out[i] (n_limbs) = m with c[i] = E(m), by CRT: L_p(c^(p-1) mod p^2) hp mod p
-// and the same mod q, recombined.  Constant time in p-1 and q-1 (GMP's
-// mpz_powm_sec); the surrounding mpz reductions are not strictly constant
-// time in operand length.
+// and the same mod q, recombined.  The exponentiations are constant time in
+// p-1 and q-1: eight ciphertexts at a time with AVX-512 IFMA where
+// ifma_enabled(), else GMP's mpz_powm_sec.  The surrounding mpz reductions
+// are not strictly constant time in operand length.
 void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
              uint64_t* out, int threads);
 

@@ -44,6 +44,21 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
     int c_probable_prime "fp::probable_prime"(const uint64_t*, size_t, int)
 
 
+cdef extern from "ifma_montgomery.hpp" namespace "fp" nogil:
+    bint c_ifma_enabled "fp::ifma_enabled"()
+    void c_set_ifma_enabled "fp::set_ifma_enabled"(bint)
+
+
+def ifma_enabled():
+    """Whether decryption uses the AVX-512 IFMA 8-lane path."""
+    return c_ifma_enabled()
+
+
+def set_ifma_enabled(bint on):
+    """Forces the portable GMP path (False) or re-enables IFMA where the CPU has it (True)."""
+    c_set_ifma_enabled(on)
+
+
 cdef extern from "codec_kernels.hpp" namespace "fp" nogil:
     void c_encode_signed "fp::encode_signed"(const PublicContext&, const int64_t*, size_t, uint64_t*)
     long c_decode_signed_scaled "fp::decode_signed_scaled"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, int, double*)
