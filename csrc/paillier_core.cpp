@@ -75,6 +75,29 @@ bool obfuscator_crt(mpz_t out, const PrivateContext& priv, RandomSource& rng,
   return true;
 }
 
+// out[l] = obfuscator_crt for 8 lanes at once with two IFMA exponentiations
+// (same distribution and constant-time argument as obfuscator_crt).
+bool obfuscators_crt_ifma(mpz_t out[8], const PrivateContext& priv,
+                          RandomSource& rng, Scratch& s) {
+  mpz_t xp[8], xq[8];
+  mpz_srcptr bp[8], bq[8];
+  mpz_ptr op[8], oq[8];
+  bool ok = true;
+  for (int l = 0; l < 8; ++l) {
+    mpz_inits(xp[l], xq[l], nullptr);
+    ok = ok && rng.uniform_nonzero_below(xp[l], priv.p) && rng.uniform_nonzero_below(xq[l], priv.q);
+    bp[l] = op[l] = xp[l];
+    bq[l] = oq[l] = xq[l];
+  }
+  if (ok) {
+    ifma_powm8(priv.ifma_psq, priv.p, bp, op);
+    ifma_powm8(priv.ifma_qsq, priv.q, bq, oq);
+    for (int l = 0; l < 8; ++l) crt_combine(out[l], priv, xp[l], xq[l], s.c);
+  }
+  for (int l = 0; l < 8; ++l) mpz_clears(xp[l], xq[l], nullptr);
+  return ok;
+}
+
 // out = r^n mod n^2 for a fresh r uniform in Z_n^*.  Public exponent n.
 bool obfuscator_public(mpz_t out, const PublicContext& pub, RandomSource& rng,
                        Scratch& s) {
@@ -183,9 +206,44 @@ long encrypt_public(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
       [&](mpz_t x, RandomSource& rng, Scratch& s) { return obfuscator_public(x, pub, rng, s); });
 }
 
+// Private-key variant of randomized_rows on the IFMA path: rows go in groups
+// of 8 that share two 8-lane exponentiations.
+template <typename Base>
+static long randomized_groups_crt(const PrivateContext& priv, size_t count,
+                                  uint64_t* out, int threads, Base base) {
+  const PublicContext& pub = priv.pub;
+  std::atomic<long> failed{-1};
+  parallel_for((count + 7) / 8, threads, 1, [&](size_t begin, size_t end) {
+    Scratch s;
+    RandomSource rng;
+    mpz_t x[8], v;
+    for (auto& xi : x) mpz_init(xi);
+    for (size_t g = begin; g < end; ++g) {
+      if (!obfuscators_crt_ifma(x, priv, rng, s)) {
+        record_failure(failed, static_cast<long>(g * 8));
+        break;
+      }
+      for (size_t l = 0; l < 8 && g * 8 + l < count; ++l) {
+        const size_t i = g * 8 + l;
+        base(s.d, v, i);
+        mpz_mul(x[l], x[l], s.d);
+        mpz_mod(x[l], x[l], pub.nsq);
+        store(x[l], out + i * pub.nsq_limbs, pub.nsq_limbs);
+      }
+    }
+    for (auto& xi : x) mpz_clear(xi);
+  });
+  return failed.load();
+}
+
 long encrypt_private(const PrivateContext& priv, const uint64_t* m,
                      size_t m_limbs, size_t count, uint64_t* out, int threads) {
   const PublicContext& pub = priv.pub;
+  if (ifma_enabled()) {
+    return randomized_groups_crt(priv, count, out, threads, [&](mpz_t dst, mpz_t v, size_t i) {
+      g_pow(dst, pub, view(v, m + i * m_limbs, m_limbs));
+    });
+  }
   return randomized_rows(
       pub, count, out, threads,
       [&](mpz_t dst, mpz_t v, size_t i) { g_pow(dst, pub, view(v, m + i * m_limbs, m_limbs)); },
@@ -203,6 +261,11 @@ long rerandomize_public(const PublicContext& pub, const uint64_t* c,
 long rerandomize_private(const PrivateContext& priv, const uint64_t* c,
                          size_t count, uint64_t* out, int threads) {
   const PublicContext& pub = priv.pub;
+  if (ifma_enabled()) {
+    return randomized_groups_crt(priv, count, out, threads, [&](mpz_t dst, mpz_t v, size_t i) {
+      mpz_set(dst, view(v, c + i * pub.nsq_limbs, pub.nsq_limbs));
+    });
+  }
   return randomized_rows(
       pub, count, out, threads,
       [&](mpz_t dst, mpz_t v, size_t i) { mpz_set(dst, view(v, c + i * pub.nsq_limbs, pub.nsq_limbs)); },

@@ -83,3 +83,19 @@ def test_environment_variable_forces_portable_path():
     env.pop("FASTPAILLIER_DISABLE_IFMA")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(CPU_HAS_IFMA)
+
+
+@pytest.mark.parametrize("ifma", [True, False])
+@pytest.mark.parametrize("count", [1, 8, 13])
+def test_crt_encryption_and_rerandomization_on_both_paths(keys_2048, ifma, count, portable_then_restore):
+    pk, sk = keys_2048
+    _native.set_ifma_enabled(ifma)
+    x = np.arange(count, dtype=np.int64) * 977 + 5
+    enc = sk.encrypt(x, threads=2)
+    again = enc.rerandomize(sk, threads=1)
+    rows = {r.tobytes() for r in enc.ciphertexts} | {r.tobytes() for r in again.ciphertexts}
+    assert len(rows) == 2 * count  # every lane drew its own randomness
+    for on in (True, False):  # decrypts the same whichever path decrypts
+        _native.set_ifma_enabled(on)
+        assert np.array_equal(sk.decrypt(enc), x)
+        assert np.array_equal(sk.decrypt(again), x)
