@@ -478,6 +478,8 @@ def loaded_gmp_versions() -> dict[str, str]:
 
 
 def header_lines(cfg: Config, work: Workload) -> list[str]:
+    from fastpaillier import _native as fp_native
+
     gmp_libs = loaded_gmp_versions()
     fp_gmp = [f"GMP {v} ({p})" for p, v in gmp_libs.items() if "gmpy2" not in p] or ["unknown"]
     return [
@@ -487,6 +489,9 @@ def header_lines(cfg: Config, work: Workload) -> list[str]:
         f"Python {platform.python_version()}, numpy {np.__version__}, gmpy2 {gmpy2.version()} "
         f"({gmpy2.mp_version()}), phe {phe.__version__} (uses gmpy2: {phe.util.HAVE_GMP})",
         f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
+        "CPU features used: " + ("AVX-512 IFMA 8-lane Montgomery exponentiation for CRT decryption and "
+                                 "CRT encryption" if fp_native.ifma_enabled() else
+                                 "portable GMP path (no AVX-512 IFMA, or FASTPAILLIER_DISABLE_IFMA set)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
         f"threads (fastpaillier): {', '.join(map(str, cfg.threads))}; phe and gmpy2: 1 "
         "(phe holds the GIL, so it cannot use more)",
