@@ -1,6 +1,9 @@
 #include "ifma_montgomery.hpp"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(FP_NO_IFMA)
 #include <immintrin.h>
+#define FP_HAVE_IFMA_BUILD 1
+#endif
 
 #include <atomic>
 #include <cstdlib>
@@ -8,6 +11,14 @@
 #include <memory>
 
 namespace fp {
+
+#ifndef FP_HAVE_IFMA_BUILD
+// Other architectures: the IFMA path does not exist; ifma_powm8 is never called.
+bool IfmaModulus::init(mpz_srcptr) { return false; }
+bool ifma_enabled() { return false; }
+void set_ifma_enabled(bool) {}
+void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
+#else
 
 namespace {
 
@@ -211,5 +222,7 @@ void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
   for (size_t j = 0; j < D; ++j) _mm512_storeu_si512(dig.data() + j * kLanes, acc[j]);
   for (int l = 0; l < kLanes; ++l) from_digits(out[l], dig.data() + l, D, kLanes);
 }
+
+#endif  // FP_HAVE_IFMA_BUILD
 
 }  // namespace fp
