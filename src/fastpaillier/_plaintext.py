@@ -13,6 +13,14 @@ if TYPE_CHECKING:
     from .keys import PublicKey
 
 
+def integer_array(values: object) -> np.ndarray:
+    """np.asarray(values), keeping lists of Python ints beyond int64 as ints (numpy guesses float64)."""
+    arr = np.asarray(values)
+    if isinstance(values, (list, tuple)) and arr.dtype.kind == "f":
+        arr = np.asarray(values, dtype=object)
+    return arr
+
+
 def integer_rows(public_key: "PublicKey", values: object, argname: str) -> tuple[np.ndarray, tuple[int, ...]]:
     """(rows, shape) for integer plaintexts 0 <= m < n given as an int, int array or array of ints."""
     n = public_key.n
@@ -24,9 +32,7 @@ def integer_rows(public_key: "PublicKey", values: object, argname: str) -> tuple
                 f"{argname} must satisfy 0 <= m < n; got {values}. Encode signed or real values "
                 "with FixedPointCodec or PackedCodec")
         return _limbs.int_to_limbs(values, public_key.n_limbs)[None, :], ()
-    arr = np.asarray(values)
-    if isinstance(values, (list, tuple)) and arr.dtype.kind == "f":
-        arr = np.asarray(values, dtype=object)  # ints beyond int64 make numpy guess float64
+    arr = integer_array(values)
     if arr.dtype == object:
         flat = arr.ravel()
         for i, v in enumerate(flat):

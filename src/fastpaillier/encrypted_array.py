@@ -412,9 +412,7 @@ def broadcast_plaintext(values: object, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _as_int_array(values: object) -> np.ndarray:
-    arr = np.asarray(values)
-    if isinstance(values, (list, tuple)) and arr.dtype.kind == "f":
-        arr = np.asarray(values, dtype=object)  # ints beyond int64 make numpy guess float64
+    arr = _plaintext.integer_array(values)
     if arr.dtype.kind not in "iuO":
         raise InvalidArgumentError(
             f"plaintexts added to raw integer arrays must be integers, got dtype {arr.dtype}")
