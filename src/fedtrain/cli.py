@@ -1,0 +1,158 @@
+"""`fedtrain run` and `fedtrain report`: the command line, with one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import fastpaillier as fp
+
+from .errors import FedTrainError
+
+log = logging.getLogger("fedtrain")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedtrain", description=(
+        "Federated learning on MRI images with FedAvg over Paillier ciphertexts (Lim et al. 2025)."))
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train a model with federated learning",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--data", help="ImageFolder root (DATA/train/<class>/..., DATA/test/<class>/...); "
+                                    "omit for the built-in demo phantoms")
+    run.add_argument("--model", default="smallcnn", help="smallcnn, resnet50 or densenet121")
+    run.add_argument("--weights", help="local state-dict file to start from (nothing is downloaded)")
+    run.add_argument("--clients", type=int, default=4)
+    run.add_argument("--rounds", type=int, default=5)
+    run.add_argument("--local-epochs", type=int, default=1)
+    run.add_argument("--fraction", type=float, default=1.0, help="fraction of clients selected per round")
+    run.add_argument("--privacy", default="paillier", help="paillier (encrypted FedAvg) or none")
+    run.add_argument("--key-bits", type=int, default=2048)
+    run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
+    run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
+    run.add_argument("--avg", default="weighted", help="weighted (by sample count) or mean (the paper's)")
+    run.add_argument("--partition", default="iid", help="iid or dirichlet")
+    run.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (non-IID)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--lr", type=float, default=0.01)
+    run.add_argument("--optimizer", default="sgd", help="sgd or adam")
+    run.add_argument("--image-size", type=int, default=128)
+    run.add_argument("--demo-train-per-class", type=int, default=320)
+    run.add_argument("--demo-test-per-class", type=int, default=80)
+    run.add_argument("--precompute-obfuscators", action="store_true",
+                     help="fill each client's obfuscator pool in the background while it trains")
+    run.add_argument("--out", help="run directory (default: runs/<model>-<privacy>-<time>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last round")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
+    report.add_argument("run_dir")
+    return parser
+
+
+def _config(args: argparse.Namespace):
+    from .runner import RunConfig
+
+    return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
+                     rounds=args.rounds, local_epochs=args.local_epochs, fraction=args.fraction,
+                     privacy=args.privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
+                     value_bits=args.value_bits, avg=args.avg, partition=args.partition, alpha=args.alpha,
+                     device=args.device, amp=args.amp, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                     optimizer=args.optimizer, image_size=args.image_size,
+                     demo_train_per_class=args.demo_train_per_class,
+                     demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators)
+
+
+class _Bars:
+    """tqdm progress bars: one for rounds, one per client's local training."""
+
+    def __init__(self, rounds: int, start: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.enabled = enabled
+        self.rounds = tqdm(total=rounds, initial=start - 1, desc="rounds", unit="round", disable=not enabled,
+                           position=0)
+
+    def local(self, cid: int, round_: int):
+        bar = self._tqdm(desc=f"  round {round_} client {cid}", unit="batch", leave=False,
+                         disable=not self.enabled, position=1)
+
+        def update(epoch: int, done: int, total: int) -> None:
+            if bar.total != total:
+                bar.reset(total=total)
+            bar.set_postfix_str(f"epoch {epoch + 1}", refresh=False)
+            bar.n = done
+            bar.refresh()
+            if done == total:
+                bar.reset(total=total)
+
+        return update
+
+    def round_done(self, record: dict) -> None:
+        self.rounds.update(1)
+        self.rounds.set_postfix_str(f"acc {record['accuracy']:.3f} loss {record['test_loss']:.3f}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run_rounds, setup_run
+    from .report import write_report
+
+    config = _config(args)
+    if args.resume:
+        out = Path(args.resume)
+    else:
+        out = Path(args.out or f"runs/{config.model}-{config.privacy}-{time.strftime('%Y%m%d-%H%M%S')}")
+    bars: _Bars | None = None
+    holder: dict = {}
+
+    def progress(cid: int, round_: int):
+        return holder["bars"].local(cid, round_) if "bars" in holder else None
+
+    ctx = setup_run(config, out, resume=bool(args.resume), progress=progress)
+    bars = _Bars(ctx.config.rounds, ctx.start_round, enabled=not args.quiet and sys.stderr.isatty())
+    holder["bars"] = bars
+    log.info("run directory: %s (%s, privacy=%s, %d clients, rounds %d..%d)", out, ctx.config.model,
+             ctx.config.privacy, ctx.config.clients, ctx.start_round, ctx.config.rounds)
+
+    def on_round(record: dict) -> None:
+        bars.round_done(record)
+        t = record["timings"]
+        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | train %.1fs, encrypt %.1fs, "
+                 "aggregate %.1fs, decrypt %.1fs", record["round"], record["accuracy"], record["macro_f1"],
+                 record["test_loss"], t["train"], t["encrypt"], t["aggregate"], t["decrypt"])
+
+    run_rounds(ctx, on_round=on_round)
+    bars.rounds.close()
+    report = write_report(out)
+    print(f"Report: {report}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fedtrain` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        from .report import write_report
+
+        print(f"Report: {write_report(args.run_dir)}")
+        return 0
+    except (FedTrainError, fp.FastPaillierError) as exc:
+        print(f"fedtrain: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedtrain: interrupted; continue with `fedtrain run --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

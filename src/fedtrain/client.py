@@ -1,0 +1,224 @@
+"""A hospital's side of the protocol: trains locally, encrypts its update, decrypts its slice of the sum.
+
+Clients hold the shared Paillier key pair (the paper's setting) and the AES-GCM
+sealing key derived from it.  They speak to the server only through `handle`,
+which takes a message's bytes and returns the reply's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+import fastpaillier as fp
+
+from .data import ImageSet
+from .errors import ConfigError, ProtocolError
+from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
+from .messages import Message, vector_from_bytes, vector_to_bytes
+from .models import build_model
+from .sealing import SealingKey
+from .secure_aggregation import (EncodingPlan, chunk_bounds, round_up_to_grid, scaled_update,
+                                 tensor_max_abs, unscale)
+from .training import LocalTrainingConfig, seed_everything, train_local
+
+ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
+
+
+def global_context(model_round: int) -> str:
+    """Associated data of the sealed global model after `model_round` rounds."""
+    return f"global:{model_round}"
+
+
+class ModelCodec:
+    """Turns the shared model architecture into flat vectors and back."""
+
+    def __init__(self, model_name: str, num_classes: int) -> None:
+        self.model = build_model(model_name, num_classes=num_classes)
+        self.template = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.layout = ModelLayout.of(self.template)
+
+    def load(self, vector: np.ndarray) -> torch.nn.Module:
+        """The model with its floating-point state set from `vector`."""
+        self.model.load_state_dict(unflatten_into(self.template, self.layout, vector))
+        return self.model
+
+    def vector(self) -> np.ndarray:
+        """The model's current floating-point state as a float32 vector."""
+        return flatten_state(self.model.state_dict(), self.layout)
+
+
+def open_global(message: Message, sealing: SealingKey | None, size: int) -> tuple[np.ndarray, int]:
+    """(global model vector, rounds it has seen) from a message carrying it plainly or sealed."""
+    model_round = int(message.get("model_round"))
+    if "sealed_global" in message.blobs:
+        if sealing is None:
+            raise ProtocolError("received a sealed global model but holds no sealing key")
+        data = sealing.open(message.blob("sealed_global"), global_context(model_round))
+        return vector_from_bytes(data, size), model_round
+    return vector_from_bytes(message.blob("global"), size), model_round
+
+
+class Client:
+    """One federated client: its data, its model replica, and (secure mode) the shared keys."""
+
+    def __init__(self, cid: int, data: ImageSet, *, model_name: str, num_classes: int,
+                 training: LocalTrainingConfig, device: torch.device, seed: int,
+                 private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
+                 progress: ProgressFactory | None = None) -> None:
+        if len(data) == 0:
+            raise ConfigError(f"client {cid} has no training images; use fewer clients")
+        self.cid = cid
+        self.data = data
+        self.training = training
+        self.device = device
+        self.seed = seed
+        self.models = ModelCodec(model_name, num_classes)
+        self._key = private_key
+        self._sealing = SealingKey(private_key, run_id=run_id) if private_key is not None else None
+        self._precompute = precompute
+        self._progress = progress
+        self._state: dict = {}
+        self.timings: dict[str, float] = {}
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data)
+
+    # -- dispatch -------------------------------------------------------------
+    def handle(self, data: bytes) -> bytes | None:
+        """Processes one message from the server and returns the reply (None if there is none)."""
+        message = Message.from_bytes(data)
+        handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
+                   "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
+        if handler is None:
+            raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
+        reply = handler(message)
+        return None if reply is None else reply.to_bytes()
+
+    def _tick(self, phase: str, start: float) -> None:
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+
+    def _reply(self, kind: str, round_: int, fields: dict | None = None, blobs: dict | None = None) -> Message:
+        return Message(kind, round_, f"client:{self.cid}", fields or {}, blobs or {})
+
+    # -- phase 1: train -------------------------------------------------------
+    def _on_round_start(self, message: Message) -> Message:
+        r = message.round
+        self.timings = {}
+        start = time.perf_counter()
+        global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
+        if model_round != r - 1:
+            raise ProtocolError(f"round {r} started from a model of round {model_round}")
+        secure = message.get("privacy") == "paillier"
+        plan = EncodingPlan(int(message.get("value_bits")), len(message.get("selected")))
+        if secure and self._precompute:
+            self._start_precompute(plan)
+        model = self.models.load(global_vector)
+        generator = seed_everything(self.seed, r, self.cid)
+        bar = self._progress(self.cid, r) if self._progress else None
+        loss = train_local(model, self.data, self.training, device=self.device, generator=generator,
+                           progress=bar)
+        model.to("cpu")
+        local = self.models.vector()
+        self._tick("train", start)
+        report = {"client": self.cid, "train_loss": loss, "samples": self.num_samples}
+        if not secure:
+            return self._reply("update", r, {"samples": self.num_samples, "report": report},
+                               {"model": vector_to_bytes(local)})
+        start = time.perf_counter()
+        delta = local.astype(np.float64) - global_vector.astype(np.float64)
+        count = self.num_samples if message.get("avg") == "weighted" else 1
+        maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
+        stats_codec = plan.stats_codec(self._key.public_key)
+        enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
+        enc_max = stats_codec.encrypt(maxima, self._key)
+        sealed = self._sealing.seal(json.dumps(report).encode(), f"report:{r}:{self.cid}")
+        self._state = {"round": r, "global": global_vector, "delta": delta, "count": count, "plan": plan,
+                       "selected": list(message.get("selected")), "leader": message.get("leader")}
+        self._tick("encrypt", start)
+        return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
+                                            "report": sealed})
+
+    def _start_precompute(self, plan: EncodingPlan) -> None:
+        """Fills the key's obfuscator pool in the background while the model trains."""
+        codec = plan.update_codec(self._key.public_key)
+        needed = codec.rows_for(self.models.layout.size) + len(self.models.layout.slots) + 1
+        needed -= self._key.public_key.obfuscators_available
+        if needed > 0:
+            self._key.precompute_obfuscators(needed, background=True)
+
+    # -- phase 2: encrypt the scaled update -----------------------------------
+    def _on_stats_sum(self, message: Message) -> Message:
+        r = message.round
+        state = self._require_state(r)
+        start = time.perf_counter()
+        pk = self._key.public_key
+        total = int(self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("count"), pk))[0])
+        scales = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
+        if total < state["count"] or scales.shape != (self.models.layout.num_tensors,):
+            raise ProtocolError("aggregated statistics are inconsistent with this client's own")
+        self._tick("decrypt", start)
+        start = time.perf_counter()
+        plan: EncodingPlan = state["plan"]
+        codec = plan.update_codec(pk)
+        x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
+        blobs = {}
+        for j, (a, b) in enumerate(chunk_bounds(x.size, len(state["selected"]), codec.slots)):
+            if b > a:
+                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+        state["scales"] = scales
+        self._tick("encrypt", start)
+        return self._reply("update", r, {}, blobs)
+
+    # -- phase 3: decrypt one slice of the aggregate -------------------------
+    def _on_decrypt_request(self, message: Message) -> Message:
+        r = message.round
+        state = self._require_state(r)
+        start = time.perf_counter()
+        j = int(message.get("chunk"))
+        aggregate = fp.EncryptedArray.from_bytes(message.blob("aggregate"), self._key.public_key)
+        if aggregate.summands != len(state["selected"]):
+            raise ProtocolError(f"aggregate chunk {j} sums {aggregate.summands} updates, expected "
+                                f"{len(state['selected'])}")
+        decoded = self._key.decrypt(aggregate).astype(state["plan"].relay_dtype())
+        sealed = self._sealing.seal(decoded.tobytes(), f"share:{r}:{j}")
+        self._tick("decrypt", start)
+        return self._reply("share", r, {"chunk": j}, {"share": sealed})
+
+    # -- phase 4 (round leader): assemble the new global model --------------
+    def _on_shares(self, message: Message) -> Message:
+        r = message.round
+        state = self._require_state(r)
+        start = time.perf_counter()
+        plan: EncodingPlan = state["plan"]
+        size = self.models.layout.size
+        codec = plan.update_codec(self._key.public_key)
+        decoded = np.empty(size, dtype=np.float64)
+        for j, (a, b) in enumerate(chunk_bounds(size, len(state["selected"]), codec.slots)):
+            if b > a:
+                raw = self._sealing.open(message.blob(f"share{j}"), f"share:{r}:{j}")
+                part = np.frombuffer(raw, dtype=plan.relay_dtype())
+                if part.size != b - a:
+                    raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
+                decoded[a:b] = part
+        delta = unscale(decoded, state["scales"], self.models.layout)
+        new_global = apply_delta(state["global"], delta)
+        sealed = self._sealing.seal(vector_to_bytes(new_global), global_context(r))
+        self._tick("decrypt", start)
+        return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
+
+    def _require_state(self, r: int) -> dict:
+        if self._state.get("round") != r:
+            raise ProtocolError(f"client {self.cid} got a round-{r} message out of order")
+        return self._state
+
+    def seal_global(self, vector: np.ndarray, model_round: int) -> bytes:
+        """A 'global' message for the server holding `vector` sealed (used when resuming a run)."""
+        return self._reply("global", model_round, {"model_round": model_round},
+                           {"sealed_global": self._sealing.seal(vector_to_bytes(vector),
+                                                                global_context(model_round))}).to_bytes()

@@ -1,0 +1,506 @@
+"""Figures and a Markdown report drawn from a run directory, so `fedtrain report RUN_DIR` can redo them anytime."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
+import numpy as np
+
+from .errors import CheckpointError, ConfigError
+from .metrics import one_vs_all_confusion, roc_curves
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "load_config",
+    "load_metrics",
+    "load_predictions",
+    "plot_accuracy_loss",
+    "plot_confusion",
+    "plot_one_vs_all",
+    "plot_roc",
+    "plot_timings",
+    "predictions_path",
+    "write_report",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+METRICS_FILE = "metrics.jsonl"
+CONFIG_FILE = "config.json"
+REPORT_FILE = "report.md"
+PHASES = ("train", "encrypt", "aggregate", "decrypt", "evaluate")
+OVERHEAD_PHASES = ("encrypt", "aggregate", "decrypt")
+FIGURES = {
+    "accuracy_loss.png": "Accuracy and loss per round",
+    "confusion_matrix.png": "Confusion matrix (last round)",
+    "confusion_one_vs_all.png": "One-vs-all confusion matrices (last round)",
+    "roc.png": "One-vs-all ROC curves (last round)",
+    "timings.png": "Time per round by phase",
+}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _existing_dir(run_dir: PathLike) -> Path:
+    """Return run_dir as a Path, raising CheckpointError if it is not a directory."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise CheckpointError(f"run directory {path} does not exist; run `fedtrain run` first")
+    return path
+
+
+def _parse_line(line: str, lineno: int, path: Path) -> Optional[dict[str, Any]]:
+    """Parse one metrics line; None if it is not valid JSON (caller decides whether that is fatal)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("round"), int) or record["round"] < 1:
+        raise CheckpointError(f"{path} line {lineno} is not a round record with an integer 'round' >= 1")
+    return record
+
+
+def load_metrics(run_dir: PathLike) -> list[dict[str, Any]]:
+    """Round records of metrics.jsonl sorted by round; a truncated last line is skipped with a warning."""
+    path = _existing_dir(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    lines = [(i, text) for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text.strip()]
+    by_round: dict[int, dict[str, Any]] = {}
+    for pos, (lineno, text) in enumerate(lines):
+        record = _parse_line(text, lineno, path)
+        if record is None:
+            if pos == len(lines) - 1:
+                warnings.warn(f"{path} line {lineno} is incomplete (interrupted write); ignoring it", RuntimeWarning)
+                break
+            raise CheckpointError(f"{path} line {lineno} is not valid JSON; the metrics file is corrupt")
+        by_round[record["round"]] = record  # a resumed run may rewrite a round: the last one wins
+    return [by_round[r] for r in sorted(by_round)]
+
+
+def load_config(run_dir: PathLike) -> dict[str, Any]:
+    """The run's config.json as a dict, raising CheckpointError if it is missing or malformed."""
+    path = _existing_dir(run_dir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; run `fedtrain run` first") from None
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} must hold a JSON object")
+    return config
+
+
+def predictions_path(run_dir: PathLike, round_num: int) -> Path:
+    """Where the test predictions of a round are stored: predictions/round_0003.npz."""
+    return Path(run_dir) / "predictions" / f"round_{round_num:04d}.npz"
+
+
+def load_predictions(run_dir: PathLike, round_num: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(y_true, probs) of a round, or None when that round's predictions file is absent."""
+    path = predictions_path(run_dir, round_num)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            return np.asarray(data["y_true"], dtype=np.int64), np.asarray(data["probs"], dtype=np.float64)
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is unreadable or lacks y_true/probs ({exc})") from None
+
+
+def _class_names(config: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    """Class names from the config, checked against the size of the last confusion matrix."""
+    names = config.get("class_names")
+    if not isinstance(names, list) or not names:
+        names = list(record.get("per_class", {}))
+    num = len(record.get("confusion_matrix") or names)
+    if len(names) != num:
+        raise CheckpointError(f"config.json has {len(names)} class_names but the confusion matrix has {num} classes")
+    return [str(n) for n in names]
+
+
+# ---------------------------------------------------------------- numbers and formatting
+
+
+def _num(value: Any) -> float:
+    """Value as float, NaN when missing or not a number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return math.nan
+
+
+def _pct(value: Any) -> str:
+    """A fraction in [0, 1] as a percentage with one decimal ("97.3"), or "n/a"."""
+    v = _num(value)
+    return "n/a" if math.isnan(v) else f"{100.0 * v:.1f}"
+
+
+def _fixed(value: Any, digits: int) -> str:
+    """A number with a fixed number of decimals, or "n/a"."""
+    v = _num(value)
+    return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _human_bytes(n: float) -> str:
+    """Byte count with a binary unit (B, KiB, MiB, GiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _letter(k: int) -> str:
+    """Paper-style class label: A, B, ..., Z, AA, AB, ..."""
+    return (_letter(k // 26 - 1) if k >= 26 else "") + chr(ord("A") + k % 26)
+
+
+def _cell(value: Any) -> str:
+    """A config value as one Markdown table cell (JSON unless a string, pipes escaped)."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table as lines."""
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _phase_names(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Timing phases present in the records: the standard ones first, then extra keys, never 'round'."""
+    extra: list[str] = []
+    for rec in records:
+        for key, value in (rec.get("timings") or {}).items():
+            if key not in PHASES and key != "round" and key not in extra and not math.isnan(_num(value)):
+                extra.append(key)
+    return list(PHASES) + extra
+
+
+def _phase_matrix(records: Sequence[dict[str, Any]], phases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds per (round, phase) with missing as 0, and the round totals (sum of phases when absent)."""
+    times = np.array([[_num((r.get("timings") or {}).get(p, 0.0)) for p in phases] for r in records], dtype=float)
+    times = np.nan_to_num(times, nan=0.0)
+    totals = np.array([_num((r.get("timings") or {}).get("round")) for r in records], dtype=float)
+    totals = np.where(np.isnan(totals), times.sum(axis=1), totals)
+    return times, totals
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _figure(width: float, height: float) -> "Figure":
+    """A pyplot-free matplotlib figure rendered with the Agg canvas (no screen, no global state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: "Figure", path: Path) -> None:
+    """Save a figure as PNG atomically (write a temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def _draw_matrix(ax: Any, matrix: np.ndarray, labels: Sequence[str], title: str) -> None:
+    """Heat map of a count matrix with each cell annotated, true class on rows."""
+    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
+    threshold = matrix.max() / 2.0
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(int(value)), ha="center", va="center", color="white" if value > threshold else "black")
+    ticks = range(len(labels))
+    ax.set_xticks(list(ticks), labels=list(labels), rotation=30, ha="right")
+    ax.set_yticks(list(ticks), labels=list(labels))
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("True")
+    ax.set_title(title)
+
+
+def _integer_rounds(ax: Any) -> None:
+    """Only whole round numbers on the x axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Two panels: test accuracy (and macro F1) per round; train and test loss per round."""
+    rounds = [r["round"] for r in records]
+    fig = _figure(11, 4)
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    ax_acc.plot(rounds, [100 * _num(r.get("accuracy")) for r in records], marker="o", label="Accuracy")
+    ax_acc.plot(rounds, [100 * _num(r.get("macro_f1")) for r in records], marker=".", ls="--", label="Macro F1")
+    ax_acc.set(xlabel="Round", ylabel="%", title="Test accuracy per round")
+    ax_loss.plot(rounds, [_num(r.get("train_loss")) for r in records], marker="o", label="Train loss")
+    ax_loss.plot(rounds, [_num(r.get("test_loss")) for r in records], marker="s", label="Test loss")
+    ax_loss.set(xlabel="Round", ylabel="Loss", title="Loss per round")
+    for ax in (ax_acc, ax_loss):
+        _integer_rounds(ax)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    _save(fig, path)
+
+
+def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
+    """Confusion matrix with counts annotated and class names on both axes."""
+    fig = _figure(1.3 * len(class_names) + 2.5, 1.2 * len(class_names) + 2)
+    _draw_matrix(fig.subplots(), confusion, class_names, title)
+    _save(fig, path)
+
+
+def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Path) -> None:
+    """Grid of 2x2 one-vs-all confusion matrices, one per class (paper Figure 8 style)."""
+    n = len(class_names)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = _figure(3.6 * cols, 3.4 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for k, name in enumerate(class_names):
+        _draw_matrix(axes[k], one_vs_all_confusion(confusion, k), ["Other", name], f"{name} vs all")
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_roc(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
+    """One-vs-all ROC curve per class with its AUC in the legend."""
+    fig = _figure(6, 5)
+    ax = fig.subplots()
+    for k, (fpr, tpr, area) in roc_curves(y_true, probs).items():
+        ax.plot(fpr, tpr, label=f"{class_names[k]} (AUC = {area:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="False positive rate", ylabel="True positive rate", title=title)
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def plot_timings(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Stacked bar per round of the seconds spent in each phase (rest of the round as 'other')."""
+    phases = _phase_names(records)
+    times, totals = _phase_matrix(records, phases)
+    other = np.clip(totals - times.sum(axis=1), 0.0, None)
+    rounds = np.array([r["round"] for r in records])
+    fig = _figure(max(6.0, 0.35 * len(records) + 4), 4)
+    ax = fig.subplots()
+    bottom = np.zeros(len(records))
+    for j, phase in enumerate(phases):
+        if times[:, j].any():
+            ax.bar(rounds, times[:, j], bottom=bottom, label=phase)
+            bottom += times[:, j]
+    if other.any():
+        ax.bar(rounds, other, bottom=bottom, label="other", color="lightgrey")
+    ax.set(xlabel="Round", ylabel="Seconds", title="Time per round by phase")
+    _integer_rounds(ax)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------- report.md sections
+
+
+def _config_section(config: dict[str, Any], records: Sequence[dict[str, Any]]) -> list[str]:
+    """Configuration table (every option) and how many rounds are done."""
+    rows = [[f"`{k}`", _cell(v)] for k, v in config.items()]
+    done = f"Completed rounds: {len(records)} (last: round {records[-1]['round']}"
+    done += f" of {config['rounds']})" if "rounds" in config else ")"
+    return ["## Configuration", "", done, "", *_table(["Option", "Value"], rows), ""]
+
+
+def _table1_section(record: dict[str, Any], class_names: Sequence[str]) -> list[str]:
+    """Final-round per-class table in the form of the paper's Table 1 (percent, one decimal)."""
+    per_class = record.get("per_class") or {}
+    rows = []
+    detail = []
+    for k, name in enumerate(class_names):
+        c = per_class.get(name, {})
+        rows.append([name, _pct(c.get("recall")), _pct(c.get("precision")), _pct(c.get("f1"))])
+        detail.append([_letter(k), name, str(c.get("support", "n/a")), _fixed(c.get("auc"), 3)])
+    rows.append(["Accuracy", _pct(record.get("accuracy")), "", ""])
+    summary = (
+        f"Macro precision {_pct(record.get('macro_precision'))} %, macro recall {_pct(record.get('macro_recall'))} %, "
+        f"macro F1 {_pct(record.get('macro_f1'))} %, weighted F1 {_pct(record.get('weighted_f1'))} %, "
+        f"macro AUC {_fixed(record.get('macro_auc'), 3)}."
+    )
+    return [
+        f"## Final round (round {record['round']}): per-class results",
+        "",
+        "In the form of the paper's Table 1; values in percent.",
+        "",
+        *_table(["Class", "Recall", "Precision", "F1-Score"], rows),
+        "",
+        summary,
+        "",
+        *_table(["Label", "Class", "Support", "AUC"], detail),
+        "",
+    ]
+
+
+def _rounds_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """One row per round: accuracy, macro F1, macro AUC, losses and round time."""
+    _, totals = _phase_matrix(records, _phase_names(records))
+    rows = [
+        [
+            str(r["round"]),
+            _pct(r.get("accuracy")),
+            _pct(r.get("macro_f1")),
+            _fixed(r.get("macro_auc"), 3),
+            _fixed(r.get("train_loss"), 4),
+            _fixed(r.get("test_loss"), 4),
+            _fixed(total, 2),
+        ]
+        for r, total in zip(records, totals)
+    ]
+    header = ["Round", "Accuracy (%)", "Macro F1 (%)", "Macro AUC", "Train loss", "Test loss", "Round time (s)"]
+    return ["## Per round", "", *_table(header, rows), ""]
+
+
+def _timing_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Mean seconds per round of each phase, its share of the round, and the encryption overhead."""
+    if not any(rec.get("timings") for rec in records):
+        return ["## Time by phase", "", "No timings recorded.", ""]
+    phases = _phase_names(records)
+    times, totals = _phase_matrix(records, phases)
+    means = dict(zip(phases, times.mean(axis=0)))
+    round_mean = float(totals.mean())
+    other = max(round_mean - sum(means.values()), 0.0)
+
+    def share(seconds: float) -> str:
+        return f"{100.0 * seconds / round_mean:.1f}" if round_mean > 0 else "n/a"
+
+    rows = [[p, f"{means[p]:.3f}", share(means[p])] for p in phases]
+    if other > 1e-9:
+        rows.append(["other", f"{other:.3f}", share(other)])
+    rows.append(["round (total)", f"{round_mean:.3f}", share(round_mean)])
+    overhead = sum(means.get(p, 0.0) for p in OVERHEAD_PHASES)
+    return [
+        "## Time by phase",
+        "",
+        *_table(["Phase", "Mean s / round", "Share of round (%)"], rows),
+        "",
+        f"Encryption overhead (encrypt + aggregate + decrypt): {overhead:.3f} s per round, "
+        f"{share(overhead)} % of the round.",
+        "",
+    ]
+
+
+def _bytes_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Mean bytes sent and received per client per round (over the rounds the client took part in)."""
+    sent: dict[str, list[float]] = {}
+    received: dict[str, list[float]] = {}
+    totals: list[tuple[float, float]] = []
+    for rec in records:
+        info = rec.get("bytes") or {}
+        s = {str(k): _num(v) for k, v in (info.get("sent_per_client") or {}).items()}
+        r = {str(k): _num(v) for k, v in (info.get("received_per_client") or {}).items()}
+        for k, v in s.items():
+            sent.setdefault(k, []).append(v)
+        for k, v in r.items():
+            received.setdefault(k, []).append(v)
+        if s or r:
+            totals.append((sum(s.values()), sum(r.values())))
+    if not totals:
+        return ["## Communication", "", "No byte counts recorded.", ""]
+
+    def mean(values: list[float]) -> str:
+        return "n/a" if not values else f"{np.mean(values):.0f} ({_human_bytes(float(np.mean(values)))})"
+
+    clients = sorted(set(sent) | set(received), key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    rows = [[c, str(max(len(sent.get(c, [])), len(received.get(c, [])))), mean(sent.get(c, [])),
+             mean(received.get(c, []))] for c in clients]
+    rows.append(["all clients", str(len(totals)), mean([t[0] for t in totals]), mean([t[1] for t in totals])])
+    header = ["Client", "Rounds", "Sent bytes / round (mean)", "Received bytes / round (mean)"]
+    note = ("From `bytes.sent_per_client` and `bytes.received_per_client`, averaged over the rounds each client "
+            "took part in; the last row is the mean per-round total.")
+    return ["## Communication", "", note, "", *_table(header, rows), ""]
+
+
+def _figures_section(drawn: Sequence[str], skipped: dict[str, str]) -> list[str]:
+    """Embedded image links of the figures drawn, and why any was skipped."""
+    lines = ["## Figures", ""]
+    for name in drawn:
+        lines += [f"### {FIGURES[name]}", "", f"![{FIGURES[name]}]({name})", ""]
+    lines += [f"- `{name}` not drawn: {why}" for name, why in skipped.items()]
+    return lines + ([""] if skipped else [])
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _plot_saved_roc(predictions: tuple[np.ndarray, np.ndarray], class_names: Sequence[str], source: Path,
+                    round_num: int) -> None:
+    """Draw roc.png next to predictions/ from a saved round, turning bad arrays into CheckpointError."""
+    y_true, probs = predictions
+    if probs.ndim != 2 or probs.shape[1] != len(class_names):
+        raise CheckpointError(f"{source} has probs of shape {probs.shape}, expected (N, {len(class_names)})")
+    try:
+        plot_roc(y_true, probs, class_names, source.parent.parent / "roc.png", f"ROC one-vs-all, round {round_num}")
+    except ConfigError as exc:
+        raise CheckpointError(f"{source} holds invalid predictions: {exc}") from None
+
+
+def write_report(run_dir: PathLike) -> Path:
+    """Draw every figure and write report.md into run_dir from its saved files; return report.md's path."""
+    path = _existing_dir(run_dir)
+    records = load_metrics(path)
+    if not records:
+        raise CheckpointError(f"{path} has no completed round in {METRICS_FILE}; run `fedtrain run` first")
+    config = load_config(path)
+    last = records[-1]
+    class_names = _class_names(config, last)
+    confusion = np.asarray(last.get("confusion_matrix"), dtype=np.int64)
+    drawn: list[str] = []
+    skipped: dict[str, str] = {}
+
+    plot_accuracy_loss(records, path / "accuracy_loss.png")
+    drawn.append("accuracy_loss.png")
+    if confusion.shape == (len(class_names), len(class_names)):
+        title = f"Confusion matrix, round {last['round']}"
+        plot_confusion(confusion, class_names, path / "confusion_matrix.png", title)
+        plot_one_vs_all(confusion, class_names, path / "confusion_one_vs_all.png")
+        drawn += ["confusion_matrix.png", "confusion_one_vs_all.png"]
+    else:
+        skipped["confusion_matrix.png"] = skipped["confusion_one_vs_all.png"] = "no confusion matrix recorded"
+    predictions = load_predictions(path, last["round"])
+    if predictions is None:
+        missing = predictions_path(path, last["round"]).relative_to(path)
+        warnings.warn(f"{path / missing} is missing; roc.png not drawn", RuntimeWarning)
+        skipped["roc.png"] = f"`{missing}` is missing"
+    else:
+        _plot_saved_roc(predictions, class_names, predictions_path(path, last["round"]), last["round"])
+        drawn.append("roc.png")
+    plot_timings(records, path / "timings.png")
+    drawn.append("timings.png")
+
+    model, privacy = config.get("model", "unknown model"), config.get("privacy", "unknown privacy")
+    lines = [
+        f"# fedtrain report: {model}, privacy: {privacy}",
+        "",
+        *_config_section(config, records),
+        *_table1_section(last, class_names),
+        *_rounds_section(records),
+        *_timing_section(records),
+        *_bytes_section(records),
+        *_figures_section(drawn, skipped),
+    ]
+    report = path / REPORT_FILE
+    tmp = report.with_name(REPORT_FILE + ".tmp")
+    tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+    os.replace(tmp, report)
+    return report

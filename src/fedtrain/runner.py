@@ -1,0 +1,389 @@
+"""Orchestration of a federated run: set-up, the round loop over a transport, evaluation, checkpoints.
+
+Client and server exchange bytes only; `InProcessTransport` delivers them by
+function call and counts them.  Evaluation on the test set is done by an
+`Evaluator`, a key holder like the clients (in secure mode the server never sees
+the model in plain).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+import fastpaillier as fp
+
+from .client import Client, ModelCodec, open_global
+from .data import DataBundle, ImageSet, load_data
+from .errors import CheckpointError, ConfigError, ProtocolError
+from .fedavg import AVERAGING_MODES
+from .messages import Message
+from .metrics import evaluate_predictions
+from .models import MODEL_NAMES, build_model
+from .partition import class_count_table, format_class_counts, partition
+from .report import load_metrics, predictions_path, write_report
+from .sealing import SealingKey
+from .server import PRIVACY_MODES, Server
+from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
+
+log = logging.getLogger("fedtrain")
+
+PRIVATE_KEY_FILE = "keys/clients_private_key.bin"
+
+
+@dataclass
+class RunConfig:
+    """Every option of `fedtrain run`; saved as config.json in the run directory."""
+
+    data: str | None = None
+    model: str = "smallcnn"
+    weights: str | None = None
+    clients: int = 4
+    rounds: int = 5
+    local_epochs: int = 1
+    fraction: float = 1.0
+    privacy: str = "paillier"
+    key_bits: int = 2048
+    insecure_keys: bool = False
+    value_bits: int = 16
+    avg: str = "weighted"
+    partition: str = "iid"
+    alpha: float = 0.5
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    image_size: int = 128
+    test_fraction: float = 0.2
+    demo_train_per_class: int = 320
+    demo_test_per_class: int = 80
+    precompute: bool = False
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first bad option."""
+        if self.model not in MODEL_NAMES:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+        if self.privacy not in PRIVACY_MODES:
+            raise ConfigError(f"unknown --privacy {self.privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
+        if self.avg not in AVERAGING_MODES:
+            raise ConfigError(f"unknown --avg {self.avg!r}; choose weighted or mean")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
+        if self.clients < 1:
+            raise ConfigError(f"--clients must be at least 1, got {self.clients}")
+        if self.rounds < 1 or self.local_epochs < 1:
+            raise ConfigError("--rounds and --local-epochs must be at least 1")
+        if not 4 <= self.value_bits <= 40:
+            raise ConfigError(f"--value-bits must be between 4 and 40, got {self.value_bits}")
+        if self.key_bits < fp.MIN_SECURE_BITS and not self.insecure_keys:
+            raise ConfigError(f"--key-bits {self.key_bits} is below {fp.MIN_SECURE_BITS}; use 2048 or more "
+                              "(--insecure-keys allows small keys for tests only)")
+        if self.weights is not None and not os.path.isfile(self.weights):
+            raise ConfigError(f"--weights file {self.weights!r} does not exist")
+        LocalTrainingConfig(self.local_epochs, self.batch_size, self.lr, self.optimizer, self.momentum,
+                            amp=self.amp)
+
+    def training(self) -> LocalTrainingConfig:
+        return LocalTrainingConfig(epochs=self.local_epochs, batch_size=self.batch_size, lr=self.lr,
+                                   optimizer=self.optimizer, momentum=self.momentum, amp=self.amp)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+class InProcessTransport:
+    """Delivers message bytes to in-process clients and counts bytes per client."""
+
+    def __init__(self, clients: dict[int, Client]) -> None:
+        self.clients = clients
+        self.sent: dict[int, int] = {}
+        self.received: dict[int, int] = {}
+
+    def reset(self) -> None:
+        self.sent, self.received = {}, {}
+
+    def deliver(self, cid: int, data: bytes) -> bytes | None:
+        """Hands `data` to client `cid`; returns its reply."""
+        self.received[cid] = self.received.get(cid, 0) + len(data)
+        reply = self.clients[cid].handle(data)
+        if reply is not None:
+            self.sent[cid] = self.sent.get(cid, 0) + len(reply)
+        return reply
+
+    def exchange(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
+        """Delivers each message and collects the replies."""
+        replies = {}
+        for cid, data in outgoing.items():
+            reply = self.deliver(cid, data)
+            if reply is not None:
+                replies[cid] = reply
+        return replies
+
+
+def run_round(server: Server, transport: InProcessTransport, round_: int) -> dict[str, Any]:
+    """One round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
+    transport.reset()
+    server_time = 0.0
+    t0 = time.perf_counter()
+    outgoing = server.start_round(round_)
+    selected = sorted(outgoing)
+    replies = transport.exchange(outgoing)
+    if server.secure:
+        t = time.perf_counter()
+        outgoing = server.on_stats(round_, replies)
+        server_time += time.perf_counter() - t
+        replies = transport.exchange(outgoing)
+        t = time.perf_counter()
+        outgoing = server.on_updates(round_, replies)
+        server_time += time.perf_counter() - t
+        replies = transport.exchange(outgoing)
+        t = time.perf_counter()
+        outgoing = server.on_shares(round_, replies)
+        server_time += time.perf_counter() - t
+        (leader, data), = outgoing.items()
+        reply = transport.deliver(leader, data)
+        server.on_global(round_, reply)
+    else:
+        t = time.perf_counter()
+        server.on_updates(round_, replies)
+        server_time += time.perf_counter() - t
+    wall = time.perf_counter() - t0
+    phases = ("train", "encrypt", "decrypt")
+    totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
+    slowest = {p: max(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
+    return {
+        "selected_clients": selected,
+        "timings": {"train": totals["train"], "encrypt": totals["encrypt"], "aggregate": server_time,
+                    "decrypt": totals["decrypt"]},
+        "critical_path": {**slowest, "aggregate": server_time,
+                          "round": sum(slowest.values()) + server_time},
+        "round_wall": wall,
+        "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
+                  "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
+    }
+
+
+class Evaluator:
+    """A key holder that opens the global model and scores it on the test set."""
+
+    def __init__(self, models: ModelCodec, test: ImageSet, device: torch.device,
+                 sealing: SealingKey | None) -> None:
+        self.models = models
+        self.test = test
+        self.device = device
+        self.sealing = sealing
+
+    def open(self, global_message: bytes) -> tuple[np.ndarray, int]:
+        """The plaintext global model vector and its round."""
+        return open_global(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
+
+    def train_loss(self, reports: dict[int, Any], round_: int) -> float:
+        """Sample-weighted mean of the clients' reported training losses."""
+        opened = []
+        for cid, report in reports.items():
+            if isinstance(report, bytes):
+                report = json.loads(self.sealing.open(report, f"report:{round_}:{cid}"))
+            opened.append(report)
+        total = sum(r["samples"] for r in opened)
+        return float(sum(r["train_loss"] * r["samples"] for r in opened) / max(total, 1))
+
+    def evaluate(self, vector: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        model = self.models.load(vector)
+        return predict(model, self.test, device=self.device)
+
+
+@dataclass
+class RunContext:
+    """Everything a run needs, set up once."""
+
+    config: RunConfig
+    out_dir: Path
+    data: DataBundle
+    server: Server
+    clients: dict[int, Client]
+    evaluator: Evaluator
+    transport: InProcessTransport
+    start_round: int
+
+
+def _load_or_create_keys(config: RunConfig, out_dir: Path, resume: bool) -> fp.PrivateKey | None:
+    if config.privacy != "paillier":
+        return None
+    path = out_dir / PRIVATE_KEY_FILE
+    if resume and path.exists():
+        return fp.PrivateKey.load(path, insecure=config.insecure_keys)
+    _, private_key = fp.generate_keypair(config.key_bits, insecure=config.insecure_keys)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private_key.save(path)
+    return private_key
+
+
+def checkpoint_path(out_dir: Path, round_: int) -> Path:
+    return out_dir / "checkpoints" / f"round_{round_:04d}.pt"
+
+
+def _last_complete_round(out_dir: Path) -> int:
+    """The last round with both a metrics line and a checkpoint (0 if none)."""
+    done = {int(rec["round"]) for rec in load_metrics(out_dir)}
+    last = 0
+    for r in sorted(done):
+        if r == last + 1 and checkpoint_path(out_dir, r).exists():
+            last = r
+        else:
+            break
+    return last
+
+
+def _truncate_metrics(out_dir: Path, last_round: int) -> None:
+    """Keeps only metrics lines of rounds <= last_round (drops a half-written tail)."""
+    path = out_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    keep = [json.dumps(rec) for rec in load_metrics(out_dir) if int(rec["round"]) <= last_round]
+    _atomic_write(path, "".join(line + "\n" for line in keep).encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+              progress: Callable[[int, int], Any] | None = None) -> RunContext:
+    """Loads data, partitions it, makes keys, clients, server and evaluator (resuming if asked)."""
+    out = Path(out_dir)
+    if resume:
+        config_path = out / "config.json"
+        if not config_path.exists():
+            raise CheckpointError(f"{out} holds no config.json; it is not a fedtrain run directory to resume")
+        rounds = config.rounds
+        config = RunConfig.from_dict(json.loads(config_path.read_text()))
+        config.rounds = max(config.rounds, rounds)
+    config.validate()
+    device = resolve_device(config.device)
+    data = load_data(config.data, image_size=config.image_size, test_fraction=config.test_fraction,
+                     seed=config.seed, demo_train_per_class=config.demo_train_per_class,
+                     demo_test_per_class=config.demo_test_per_class)
+    if data.skipped:
+        log.warning("skipped %d unreadable images", data.skipped)
+    parts = partition(data.train.labels, config.clients, scheme=config.partition, alpha=config.alpha,
+                      seed=config.seed)
+    table = class_count_table(data.train.labels, parts, len(data.class_names))
+    log.info("training images per client and class:\n%s", format_class_counts(table, data.class_names))
+    out.mkdir(parents=True, exist_ok=True)
+    start_round = _last_complete_round(out) + 1 if resume else 1
+    if not resume:
+        for stale in ("metrics.jsonl",):
+            (out / stale).unlink(missing_ok=True)
+    private_key = _load_or_create_keys(config, out, resume)
+    saved = dataclasses.asdict(config)
+    saved.update(class_names=list(data.class_names), data_source=data.source, split=data.split,
+                 train_images=len(data.train), test_images=len(data.test),
+                 client_class_counts=table.tolist(), device_used=str(device))
+    _atomic_write(out / "config.json", json.dumps(saved, indent=2).encode())
+
+    num_classes = len(data.class_names)
+    clients = {}
+    for cid, idx in enumerate(parts):
+        key = fp.PrivateKey.from_bytes(private_key.to_bytes(), insecure=config.insecure_keys) \
+            if private_key is not None else None  # each client loads its own copy of the shared key
+        clients[cid] = Client(cid, data.train.subset(idx), model_name=config.model, num_classes=num_classes,
+                              training=config.training(), device=device, seed=config.seed,
+                              private_key=key, run_id=config.run_id, precompute=config.precompute,
+                              progress=progress)
+    seed_everything(config.seed, 0, 0xA11)
+    initial = build_model(config.model, num_classes=num_classes, weights=config.weights)
+    models = ModelCodec(config.model, num_classes)
+    models.model.load_state_dict(initial.state_dict())
+    server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
+                    privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
+                    model_size=models.layout.size,
+                    public_key=private_key.public_key if private_key is not None else None)
+    server.initialize(models.vector())
+    if start_round > 1:
+        state = torch.load(checkpoint_path(out, start_round - 1), map_location="cpu", weights_only=True)
+        vector = state["vector"].numpy()
+        if private_key is not None:
+            server.install_global(clients[0].seal_global(vector, start_round - 1))
+        else:
+            server.install_global(Message("global", start_round - 1, "client:0",
+                                          {"model_round": start_round - 1},
+                                          {"global": vector.astype("<f4").tobytes()}).to_bytes())
+        _truncate_metrics(out, start_round - 1)
+        log.info("resuming %s after round %d", out, start_round - 1)
+    sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
+    evaluator = Evaluator(ModelCodec(config.model, num_classes), data.test, device, sealing)
+    return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round)
+
+
+def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:
+    """Runs the remaining rounds, writing a checkpoint, predictions and a metrics line after each."""
+    records = []
+    for r in range(ctx.start_round, ctx.config.rounds + 1):
+        t0 = time.perf_counter()
+        result = run_round(ctx.server, ctx.transport, r)
+        t = time.perf_counter()
+        vector, model_round = ctx.evaluator.open(ctx.server.global_message())
+        if model_round != r:
+            raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
+        test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
+        metrics = evaluate_predictions(y_true, probs, ctx.data.class_names)
+        evaluate_time = time.perf_counter() - t
+        record = {"round": r, "train_loss": ctx.evaluator.train_loss(ctx.server.reports, r),
+                  "test_loss": test_loss, **metrics, **result}
+        record["timings"]["evaluate"] = evaluate_time
+        record["timings"]["round"] = time.perf_counter() - t0
+        record["wall_time"] = record["timings"]["round"]
+        _save_round(ctx.out_dir, r, vector, y_true, probs, record)
+        records.append(record)
+        if on_round is not None:
+            on_round(record)
+    return records
+
+
+def _save_round(out: Path, r: int, vector: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
+                record: dict) -> None:
+    """Checkpoint and predictions first, the metrics line last: a line means the round is complete."""
+    path = checkpoint_path(out, r)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"round": r, "vector": torch.from_numpy(vector.copy())}, tmp)
+    os.replace(tmp, path)
+    pred = predictions_path(out, r)
+    pred.parent.mkdir(parents=True, exist_ok=True)
+    with open(pred.with_name(pred.name + ".tmp"), "wb") as fh:
+        np.savez(fh, y_true=y_true, probs=probs)
+    os.replace(pred.with_name(pred.name + ".tmp"), pred)
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+        progress: Callable[[int, int], Any] | None = None,
+        on_round: Callable[[dict], None] | None = None) -> Path:
+    """A whole run: set-up, rounds, report.  Returns the path of report.md."""
+    ctx = setup_run(config, out_dir, resume=resume, progress=progress)
+    run_rounds(ctx, on_round=on_round)
+    return write_report(ctx.out_dir)

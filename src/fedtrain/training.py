@@ -1,0 +1,124 @@
+"""Local training and evaluation of one model on one ImageSet (the client's and evaluator's inner loops)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from .data import ImageSet, TorchImageDataset
+from .errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class LocalTrainingConfig:
+    """Hyper-parameters of a client's local training (Algorithm 4)."""
+
+    epochs: int = 1
+    batch_size: int = 16
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ConfigError("--local-epochs, --batch-size and --lr must be positive")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present, else the CPU; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def seed_everything(*seed_parts: int) -> torch.Generator:
+    """Seeds torch's global RNG from the tuple and returns a generator for data shuffling."""
+    seed = int(np.random.SeedSequence(list(seed_parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def _optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
+
+
+def train_local(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *, device: torch.device,
+                generator: torch.Generator, progress: object | None = None) -> float:
+    """Trains `model` in place for config.epochs epochs; returns the mean training loss of the last epoch.
+
+    `progress` is an optional callable(epoch, batches_done, batches_total) for progress bars.
+    Mixed precision (config.amp) applies on CUDA only.
+    """
+    loader = DataLoader(TorchImageDataset(data), batch_size=config.batch_size, shuffle=True,
+                        generator=generator, num_workers=0, drop_last=False)
+    model.to(device).train()
+    optimizer = _optimizer(model, config)
+    criterion = nn.CrossEntropyLoss()
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    last_loss = float("nan")
+    for epoch in range(config.epochs):
+        total, seen = 0.0, 0
+        for step, (images, labels) in enumerate(loader):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if images.shape[0] == 1 and _has_batchnorm(model):
+                continue  # BatchNorm cannot train on a batch of one
+            optimizer.zero_grad(set_to_none=True)
+            ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
+            with ctx:
+                loss = criterion(model(images), labels)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            total += float(loss.detach()) * images.shape[0]
+            seen += images.shape[0]
+            if progress is not None:
+                progress(epoch, step + 1, len(loader))
+        last_loss = total / max(seen, 1)
+    return last_loss
+
+
+def _has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: ImageSet, *, device: torch.device,
+            batch_size: int = 64) -> tuple[float, np.ndarray, np.ndarray]:
+    """(mean cross-entropy, true labels, softmax probabilities (N, C)) of `model` on `data`."""
+    loader = DataLoader(TorchImageDataset(data), batch_size=batch_size, shuffle=False, num_workers=0)
+    model.to(device).eval()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    total, probs, labels = 0.0, [], []
+    for images, y in loader:
+        images, y = images.to(device), y.to(device)
+        logits = model(images).float()
+        total += float(criterion(logits, y))
+        probs.append(torch.softmax(logits, dim=1).cpu().numpy())
+        labels.append(y.cpu().numpy())
+    n = max(len(data), 1)
+    return total / n, np.concatenate(labels).astype(np.int64), np.concatenate(probs).astype(np.float32)
