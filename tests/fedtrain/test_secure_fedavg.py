@@ -1,0 +1,128 @@
+"""Encrypted FedAvg equals plaintext FedAvg up to the codec's stated rounding bound."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastpaillier as fp
+from fedtrain.fedavg import ModelLayout, TensorSlot, apply_delta, client_weights, fedavg, weighted_delta
+from fedtrain.runner import RunConfig, setup_run, run_rounds
+from fedtrain.secure_aggregation import (EncodingPlan, chunk_bounds, rounding_bound, round_up_to_grid,
+                                         scaled_update, tensor_max_abs, unscale)
+
+
+def _tiny_config(privacy: str, **overrides) -> RunConfig:
+    values = dict(model="smallcnn", clients=3, rounds=1, privacy=privacy, key_bits=512, insecure_keys=True,
+                  image_size=32, demo_train_per_class=8, demo_test_per_class=3, batch_size=8, seed=7,
+                  device="cpu", run_id="test-run")
+    values.update(overrides)
+    return RunConfig(**values)
+
+
+@pytest.fixture()
+def demo_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDTRAIN_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("avg", ["weighted", "mean"])
+def test_encrypted_round_equals_plaintext_round_within_bound(tmp_path, demo_cache, avg):
+    secure = setup_run(_tiny_config("paillier", avg=avg, value_bits=12), tmp_path / "secure")
+    plain = setup_run(_tiny_config("none", avg=avg, value_bits=12), tmp_path / "plain")
+    start_plain = plain.evaluator.open(plain.server.global_message())[0]
+    start_secure = secure.evaluator.open(secure.server.global_message())[0]
+    np.testing.assert_array_equal(start_plain, start_secure)
+
+    run_rounds(secure)
+    run_rounds(plain)
+    enc_model = secure.evaluator.open(secure.server.global_message())[0]
+    plain_model = plain.evaluator.open(plain.server.global_message())[0]
+
+    leader = secure.clients[min(secure.clients)]
+    scales = leader._state["scales"]
+    plan = leader._state["plan"]
+    layout = leader.models.layout
+    clients = len(secure.clients)
+    bound = rounding_bound(scales, plan, clients, layout)
+    # Both models are float32 roundings of float64 values at most `bound` apart.
+    ulp = np.spacing(np.maximum(np.abs(enc_model), np.abs(plain_model)).astype(np.float32))
+    diff = np.abs(enc_model.astype(np.float64) - plain_model.astype(np.float64))
+    assert np.all(diff <= bound + ulp)
+    # The encryption is not a no-op: the models differ somewhere, and by far less than the update.
+    assert np.any(diff > 0)
+    update = np.abs(plain_model.astype(np.float64) - start_plain.astype(np.float64))
+    assert diff.max() < 0.05 * update.max()
+
+
+def _layout(*sizes: int) -> ModelLayout:
+    slots, offset = [], 0
+    for i, size in enumerate(sizes):
+        slots.append(TensorSlot(f"t{i}", (size,), offset, size))
+        offset += size
+    return ModelLayout(tuple(slots))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_protocol_arithmetic_meets_bound_on_random_updates(small_keys, seed):
+    pk, sk = small_keys
+    rng = np.random.default_rng(seed)
+    layout = _layout(50, 7, 1, 130)
+    k = 3
+    plan = EncodingPlan(value_bits=14, summands=k)
+    base = rng.normal(size=layout.size).astype(np.float32)
+    magnitudes = np.repeat([1e-3, 5.0, 0.0, 1e-6], [50, 7, 1, 130])
+    locals_ = [(base + rng.normal(size=layout.size) * magnitudes).astype(np.float32) for _ in range(k)]
+    counts = [int(c) for c in rng.integers(1, 100, size=k)]
+    deltas = [loc.astype(np.float64) - base for loc in locals_]
+
+    stats_codec = plan.stats_codec(pk)
+    maxima = [round_up_to_grid(tensor_max_abs(d, layout), plan.stats_frac_bits) for d in deltas]
+    enc_max = fp.sum_arrays([stats_codec.encrypt(m, sk) for m in maxima])
+    enc_count = fp.sum_arrays([sk.encrypt(np.array([c])) for c in counts])
+    scales = sk.decrypt(enc_max).astype(np.float64)
+    total = int(sk.decrypt(enc_count)[0])
+    assert total == sum(counts)
+    assert np.all(scales >= np.max(maxima, axis=0))
+
+    codec = plan.update_codec(pk)
+    decoded = np.empty(layout.size)
+    for a, b in chunk_bounds(layout.size, k, codec.slots):
+        if b > a:
+            parts = [codec.encrypt(scaled_update(d, c / total, scales, layout)[a:b], sk)
+                     for d, c in zip(deltas, counts)]
+            decoded[a:b] = sk.decrypt(fp.sum_arrays(parts))
+    secure_delta = unscale(decoded, scales, layout)
+    exact = weighted_delta(base, locals_, client_weights(counts, "weighted"))
+    assert np.all(np.abs(secure_delta - exact) <= rounding_bound(scales, plan, k, layout))
+    np.testing.assert_allclose(apply_delta(base, exact), fedavg(base, locals_, counts), rtol=0, atol=0)
+
+
+def test_chunks_cover_and_align():
+    for size, parts, slots in [(1000, 4, 37), (5, 4, 37), (0, 2, 10), (74, 2, 37), (75, 3, 37)]:
+        bounds = chunk_bounds(size, parts, slots)
+        assert len(bounds) == parts
+        assert bounds[0][0] == 0 and bounds[-1][1] == size
+        for (a, b), (c, _) in zip(bounds, bounds[1:]):
+            assert b == c and a <= b
+        assert all(a % slots == 0 for a, b in bounds if b > a)
+
+
+def test_divergent_update_is_refused():
+    layout = _layout(3)
+    from fedtrain.errors import FedTrainError
+
+    with pytest.raises(FedTrainError, match="diverged"):
+        tensor_max_abs(np.array([0.0, np.nan, 1.0]), layout)
+    with pytest.raises(FedTrainError, match="diverged"):
+        round_up_to_grid(np.array([2.0 ** 20]), 40)
+
+
+def test_scaled_values_never_exceed_one():
+    rng = np.random.default_rng(0)
+    layout = _layout(10, 10)
+    deltas = [rng.normal(size=20) * 10 ** rng.uniform(-8, 3) for _ in range(4)]
+    plan = EncodingPlan(16, 4)
+    maxima = [round_up_to_grid(tensor_max_abs(d, layout), plan.stats_frac_bits) for d in deltas]
+    scales = np.sum(maxima, axis=0)
+    for d in deltas:
+        assert np.abs(scaled_update(d, 1.0, scales, layout)).max() <= 1.0
