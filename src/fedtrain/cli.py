@@ -22,6 +22,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a model with federated learning",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_run_options(run)
+    run.add_argument("--out", help="run directory (default: runs/<model>-<privacy>-<time>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last round")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare = sub.add_parser("compare", help="every model x privacy method on one split: the paper's comparison",
+                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _add_run_options(compare, privacy=False)
+    compare.add_argument("--models", default="resnet50,densenet121", help="comma-separated models")
+    compare.add_argument("--privacy", default="none,paillier,dp,split", help="comma-separated privacy methods")
+    compare.add_argument("--quick", action="store_true",
+                         help="demo data, smallcnn, 64x64, 3 rounds: a few minutes on 2 CPU cores")
+    compare.add_argument("--encrypted-images", action="store_true",
+                         help="also run the experiment that trains a CNN on Paillier-encrypted pixels")
+    compare.add_argument("--out", help="output folder (default: runs/compare-<time>)")
+    compare.add_argument("--quiet", action="store_true")
+    report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
+    report.add_argument("run_dir")
+    return parser
+
+
+def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> None:
+    """The options of one federated run, shared by `run` and `compare`."""
     run.add_argument("--data", help="ImageFolder root (DATA/train/<class>/..., DATA/test/<class>/...); "
                                     "omit for the built-in demo phantoms")
     run.add_argument("--model", default="smallcnn", help="smallcnn, resnet50 or densenet121")
@@ -30,7 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rounds", type=int, default=5)
     run.add_argument("--local-epochs", type=int, default=1)
     run.add_argument("--fraction", type=float, default=1.0, help="fraction of clients selected per round")
-    run.add_argument("--privacy", default="paillier", help="paillier (encrypted FedAvg) or none")
+    if privacy:
+        run.add_argument("--privacy", default="paillier",
+                         help="paillier (encrypted FedAvg), none (plain FedAvg), dp (FedAvg with DP-SGD "
+                              "clients) or split (split learning)")
+    run.add_argument("--target-epsilon", type=float, default=8.0, help="dp: privacy budget over all rounds")
+    run.add_argument("--delta", type=float, default=1e-5, help="dp: target delta")
+    run.add_argument("--max-grad-norm", type=float, default=1.0, help="dp: per-sample gradient clipping norm")
+    run.add_argument("--cut", help="split: the layer after which the client part ends (default per model)")
     run.add_argument("--key-bits", type=int, default=2048)
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
     run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
@@ -48,25 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--demo-test-per-class", type=int, default=80)
     run.add_argument("--precompute-obfuscators", action="store_true",
                      help="fill each client's obfuscator pool in the background while it trains")
-    run.add_argument("--out", help="run directory (default: runs/<model>-<privacy>-<time>)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last round")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
-    report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
-    report.add_argument("run_dir")
-    return parser
 
 
 def _config(args: argparse.Namespace):
     from .runner import RunConfig
 
+    privacy = args.privacy if args.command == "run" else "none"
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=args.rounds, local_epochs=args.local_epochs, fraction=args.fraction,
-                     privacy=args.privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
+                     privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
                      value_bits=args.value_bits, avg=args.avg, partition=args.partition, alpha=args.alpha,
                      device=args.device, amp=args.amp, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
                      optimizer=args.optimizer, image_size=args.image_size,
                      demo_train_per_class=args.demo_train_per_class,
-                     demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators)
+                     demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators,
+                     cut=args.cut, target_epsilon=args.target_epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
 
 
 class _Bars:
@@ -125,8 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         bars.round_done(record)
         t = record["timings"]
         log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | train %.1fs, encrypt %.1fs, "
-                 "aggregate %.1fs, decrypt %.1fs", record["round"], record["accuracy"], record["macro_f1"],
-                 record["test_loss"], t["train"], t["encrypt"], t["aggregate"], t["decrypt"])
+                 "aggregate %.1fs, decrypt %.1fs%s", record["round"], record["accuracy"], record["macro_f1"],
+                 record["test_loss"], t["train"], t["encrypt"], t["aggregate"], t["decrypt"],
+                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "")
 
     run_rounds(ctx, on_round=on_round)
     bars.rounds.close()
@@ -135,13 +161,41 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+QUICK = dict(models="smallcnn", image_size=64, rounds=3, demo_train_per_class=80, demo_test_per_class=20)
+
+
+def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from .comparison import run_comparison
+
+    given = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if args.quick:
+        for name, value in QUICK.items():
+            if f"--{name.replace('_', '-')}" not in given:
+                setattr(args, name, value)
+    base = _config(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    methods = [m.strip() for m in args.privacy.split(",") if m.strip()]
+    out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
+    path = run_comparison(base, out, models=models, methods=methods, encrypted_images=args.encrypted_images)
+    print(f"Comparison: {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `fedtrain` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "compare":
+            return _compare(args, argv)
         from .report import write_report
 
         print(f"Report: {write_report(args.run_dir)}")

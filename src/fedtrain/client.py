@@ -17,6 +17,7 @@ import torch
 import fastpaillier as fp
 
 from .data import ImageSet
+from .differential_privacy import DPConfig, DPTrainer
 from .errors import ConfigError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
@@ -37,8 +38,8 @@ def global_context(model_round: int) -> str:
 class ModelCodec:
     """Turns the shared model architecture into flat vectors and back."""
 
-    def __init__(self, model_name: str, num_classes: int) -> None:
-        self.model = build_model(model_name, num_classes=num_classes)
+    def __init__(self, model_name: str, num_classes: int, *, dp_compatible: bool = False) -> None:
+        self.model = build_model(model_name, num_classes=num_classes, dp_compatible=dp_compatible)
         self.template = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.layout = ModelLayout.of(self.template)
 
@@ -69,7 +70,8 @@ class Client:
     def __init__(self, cid: int, data: ImageSet, *, model_name: str, num_classes: int,
                  training: LocalTrainingConfig, device: torch.device, seed: int,
                  private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
-                 progress: ProgressFactory | None = None) -> None:
+                 progress: ProgressFactory | None = None, dp: DPConfig | None = None,
+                 total_epochs: int = 1) -> None:
         if len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
@@ -77,7 +79,9 @@ class Client:
         self.training = training
         self.device = device
         self.seed = seed
-        self.models = ModelCodec(model_name, num_classes)
+        self.models = ModelCodec(model_name, num_classes, dp_compatible=dp is not None)
+        self.dp = DPTrainer(dp, samples=len(data), batch_size=training.batch_size,
+                            total_epochs=total_epochs) if dp is not None else None
         self._key = private_key
         self._sealing = SealingKey(private_key, run_id=run_id) if private_key is not None else None
         self._precompute = precompute
@@ -121,12 +125,18 @@ class Client:
         model = self.models.load(global_vector)
         generator = seed_everything(self.seed, r, self.cid)
         bar = self._progress(self.cid, r) if self._progress else None
-        loss = train_local(model, self.data, self.training, device=self.device, generator=generator,
-                           progress=bar)
+        if self.dp is not None:
+            loss = self.dp.train(model, self.data, self.training, device=self.device, generator=generator,
+                                 progress=bar)
+        else:
+            loss = train_local(model, self.data, self.training, device=self.device, generator=generator,
+                               progress=bar)
         model.to("cpu")
         local = self.models.vector()
         self._tick("train", start)
         report = {"client": self.cid, "train_loss": loss, "samples": self.num_samples}
+        if self.dp is not None:
+            report["epsilon"] = self.dp.epsilon()
         if not secure:
             return self._reply("update", r, {"samples": self.num_samples, "report": report},
                                {"model": vector_to_bytes(local)})

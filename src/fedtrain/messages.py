@@ -56,19 +56,19 @@ class Message:
         if head_len > MAX_HEADER or _HEAD.size + head_len > len(view):
             raise ProtocolError("message header length is out of bounds")
         try:
-            header = json.loads(bytes(view[_HEAD.size:_HEAD.size + head_len]))
+            header = json.loads(bytes(view[_HEAD.size:_HEAD.size + head_len]), parse_constant=_no_constant)
             kind, rnd, sender = header["kind"], header["round"], header["sender"]
             fields, blob_sizes = header["fields"], header["blobs"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise ProtocolError(f"message header is malformed: {exc}") from None
-        if not (isinstance(kind, str) and isinstance(rnd, int) and isinstance(sender, str)
+        if not (isinstance(kind, str) and _is_int(rnd) and isinstance(sender, str)
                 and isinstance(fields, dict) and isinstance(blob_sizes, list)):
             raise ProtocolError("message header has fields of the wrong type")
         blobs: dict[str, bytes] = {}
         pos = _HEAD.size + head_len
         for entry in blob_sizes:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
-                    and isinstance(entry[1], int) and entry[1] >= 0):
+                    and _is_int(entry[1]) and entry[1] >= 0):
                 raise ProtocolError("message blob table is malformed")
             name, size = entry
             if pos + size > len(view) or name in blobs:
@@ -99,6 +99,16 @@ class Message:
             return self.fields[name]
         except KeyError:
             raise ProtocolError(f"{self.kind!r} message lacks the {name!r} field") from None
+
+
+def _is_int(value: Any) -> bool:
+    """A JSON integer (json parses true/false as bools, which are ints to isinstance)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _no_constant(name: str) -> Any:
+    """json's hook for NaN/Infinity: refused, as to_bytes refuses them (allow_nan=False)."""
+    raise ValueError(f"non-finite number {name} in message header")
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:

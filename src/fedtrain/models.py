@@ -60,13 +60,20 @@ _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
 
 
 def build_model(name: str, *, num_classes: int = 4, in_channels: int = 1,
-                weights: str | os.PathLike | None = None) -> nn.Module:
-    """Builds a model by name; `weights` is a local state-dict file (nothing is downloaded)."""
+                weights: str | os.PathLike | None = None, dp_compatible: bool = False) -> nn.Module:
+    """Builds a model by name; `weights` is a local state-dict file (nothing is downloaded).
+
+    dp_compatible=True converts it for DP-SGD (GroupNorm instead of BatchNorm), after loading weights.
+    """
     if name not in _BUILDERS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     model = _BUILDERS[name](num_classes, in_channels)
     if weights is not None:
         load_local_weights(model, weights)
+    if dp_compatible:
+        from .differential_privacy import make_dp_compatible
+
+        model = make_dp_compatible(model)
     return model
 
 

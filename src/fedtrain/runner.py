@@ -25,6 +25,7 @@ import fastpaillier as fp
 
 from .client import Client, ModelCodec, open_global
 from .data import DataBundle, ImageSet, load_data
+from .differential_privacy import DP_CONVERSION_NOTE, DPConfig
 from .errors import CheckpointError, ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES
 from .messages import Message
@@ -71,6 +72,10 @@ class RunConfig:
     demo_train_per_class: int = 320
     demo_test_per_class: int = 80
     precompute: bool = False
+    target_epsilon: float = 8.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    cut: str | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def validate(self) -> None:
@@ -96,6 +101,14 @@ class RunConfig:
             raise ConfigError(f"--weights file {self.weights!r} does not exist")
         LocalTrainingConfig(self.local_epochs, self.batch_size, self.lr, self.optimizer, self.momentum,
                             amp=self.amp)
+        if self.privacy == "dp":
+            self.dp_config()
+
+    def dp_config(self) -> DPConfig | None:
+        """The DP-SGD settings in "dp" mode, else None."""
+        if self.privacy != "dp":
+            return None
+        return DPConfig(target_epsilon=self.target_epsilon, delta=self.delta, max_grad_norm=self.max_grad_norm)
 
     def training(self) -> LocalTrainingConfig:
         return LocalTrainingConfig(epochs=self.local_epochs, batch_size=self.batch_size, lr=self.lr,
@@ -297,6 +310,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
             (out / stale).unlink(missing_ok=True)
     private_key = _load_or_create_keys(config, out, resume)
     saved = dataclasses.asdict(config)
+    if config.privacy == "dp":
+        saved["model_conversion"] = DP_CONVERSION_NOTE
     saved.update(class_names=list(data.class_names), data_source=data.source, split=data.split,
                  train_images=len(data.train), test_images=len(data.test),
                  client_class_counts=table.tolist(), device_used=str(device))
@@ -310,10 +325,12 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
         clients[cid] = Client(cid, data.train.subset(idx), model_name=config.model, num_classes=num_classes,
                               training=config.training(), device=device, seed=config.seed,
                               private_key=key, run_id=config.run_id, precompute=config.precompute,
-                              progress=progress)
+                              progress=progress, dp=config.dp_config(),
+                              total_epochs=config.rounds * config.local_epochs)
+    dp = config.privacy == "dp"
     seed_everything(config.seed, 0, 0xA11)
-    initial = build_model(config.model, num_classes=num_classes, weights=config.weights)
-    models = ModelCodec(config.model, num_classes)
+    initial = build_model(config.model, num_classes=num_classes, weights=config.weights, dp_compatible=dp)
+    models = ModelCodec(config.model, num_classes, dp_compatible=dp)
     models.model.load_state_dict(initial.state_dict())
     server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
                     privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
@@ -332,7 +349,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
         _truncate_metrics(out, start_round - 1)
         log.info("resuming %s after round %d", out, start_round - 1)
     sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
-    evaluator = Evaluator(ModelCodec(config.model, num_classes), data.test, device, sealing)
+    evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
     return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round)
 
 
@@ -351,6 +368,11 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
         evaluate_time = time.perf_counter() - t
         record = {"round": r, "train_loss": ctx.evaluator.train_loss(ctx.server.reports, r),
                   "test_loss": test_loss, **metrics, **result}
+        if ctx.config.privacy == "dp":
+            spent = [c.dp.epsilon() for c in ctx.clients.values()]
+            record["epsilon"] = max(spent)
+            record["epsilon_per_client"] = {str(c): e for c, e in zip(ctx.clients, spent)}
+            record["delta"] = ctx.config.delta
         record["timings"]["evaluate"] = evaluate_time
         record["timings"]["round"] = time.perf_counter() - t0
         record["wall_time"] = record["timings"]["round"]

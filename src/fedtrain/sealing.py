@@ -27,6 +27,9 @@ class SealingKey:
     """AES-256-GCM key shared by the clients; the server never has it."""
 
     def __init__(self, private_key: PrivateKey, *, run_id: str) -> None:
+        if not isinstance(private_key, PrivateKey):
+            raise TypeError(f"a SealingKey is derived from a fastpaillier.PrivateKey, not a "
+                            f"{type(private_key).__name__} (the server cannot make one)")
         hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=private_key.public_key.fingerprint,
                     info=b"fedtrain seal v1|" + run_id.encode())
         self._aead = AESGCM(hkdf.derive(private_key.to_bytes()))

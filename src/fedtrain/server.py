@@ -16,7 +16,7 @@ from .errors import ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
 
-PRIVACY_MODES = ("paillier", "none")
+PRIVACY_MODES = ("paillier", "none", "dp")
 
 
 def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
@@ -29,7 +29,7 @@ def select_clients(num_clients: int, fraction: float, seed: int, round_: int) ->
 
 
 class Server:
-    """FedAvg server.  In "paillier" mode it only adds ciphertexts; in "none" mode it averages plaintexts."""
+    """FedAvg server.  In "paillier" mode it only adds ciphertexts; in "none" and "dp" modes it averages plaintexts."""
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
                  value_bits: int, model_size: int, public_key: fp.PublicKey | None) -> None:

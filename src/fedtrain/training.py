@@ -69,20 +69,36 @@ def train_local(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *
     `progress` is an optional callable(epoch, batches_done, batches_total) for progress bars.
     Mixed precision (config.amp) applies on CUDA only.
     """
-    loader = DataLoader(TorchImageDataset(data), batch_size=config.batch_size, shuffle=True,
-                        generator=generator, num_workers=0, drop_last=False)
+    loader = make_loader(data, config, generator)
     model.to(device).train()
-    optimizer = _optimizer(model, config)
+    return run_epochs(model, loader, make_optimizer(model, config), config, device=device, progress=progress)
+
+
+def make_loader(data: ImageSet, config: LocalTrainingConfig, generator: torch.Generator) -> DataLoader:
+    """A shuffling loader over `data`, its order fixed by `generator`."""
+    return DataLoader(TorchImageDataset(data), batch_size=config.batch_size, shuffle=True,
+                      generator=generator, num_workers=0, drop_last=False)
+
+
+def make_optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam, as configured."""
+    return _optimizer(model, config)
+
+
+def run_epochs(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+               config: LocalTrainingConfig, *, device: torch.device, progress: object | None = None) -> float:
+    """The inner loop: config.epochs passes over `loader`; returns the last epoch's mean loss."""
     criterion = nn.CrossEntropyLoss()
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    has_bn = _has_batchnorm(model)
     last_loss = float("nan")
     for epoch in range(config.epochs):
         total, seen = 0.0, 0
         for step, (images, labels) in enumerate(loader):
+            if images.shape[0] == 0 or (images.shape[0] == 1 and has_bn):
+                continue  # an empty Poisson batch (DP), or a batch of one that BatchNorm cannot train on
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            if images.shape[0] == 1 and _has_batchnorm(model):
-                continue  # BatchNorm cannot train on a batch of one
             optimizer.zero_grad(set_to_none=True)
             ctx = torch.autocast("cuda", dtype=torch.float16) if use_amp else contextlib.nullcontext()
             with ctx:

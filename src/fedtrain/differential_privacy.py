@@ -1,0 +1,102 @@
+"""Client-side DP-SGD with Opacus (per-sample clipping, Gaussian noise, RDP accountant): the DP baseline.
+
+Each client keeps one privacy engine for the whole run, so its accountant composes
+every local step it ever takes; the noise multiplier is chosen once so that a
+client selected in every round spends at most `target_epsilon` over all rounds.
+Noise is drawn from torch's generator seeded from the run's seed, so runs are
+repeatable; that suits a comparison study, while a production DP deployment
+should use Opacus' secure_mode (a cryptographic RNG).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import ImageSet
+from .errors import ConfigError
+from .training import LocalTrainingConfig, make_loader, make_optimizer, run_epochs
+
+DP_CONVERSION_NOTE = ("BatchNorm layers were replaced by GroupNorm (Opacus' ModuleValidator.fix), as DP-SGD "
+                      "needs per-sample gradients, which BatchNorm's batch statistics do not allow; in-place "
+                      "ReLUs were made out-of-place for Opacus' hooks")
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """Privacy budget and clipping of DP-SGD."""
+
+    target_epsilon: float = 8.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.target_epsilon) and self.target_epsilon > 0):
+            raise ConfigError(f"--target-epsilon must be a positive number, got {self.target_epsilon}")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"--delta must be in (0, 1), got {self.delta}")
+        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ConfigError(f"--max-grad-norm must be a positive number, got {self.max_grad_norm}")
+
+
+def make_dp_compatible(model: nn.Module) -> nn.Module:
+    """The model with BatchNorm replaced by GroupNorm and in-place ReLUs made out-of-place."""
+    from opacus.validators import ModuleValidator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fixed = ModuleValidator.fix(model)
+    for module in fixed.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+    errors = ModuleValidator.validate(fixed, strict=False)
+    if errors:
+        raise ConfigError(f"this model cannot be trained with DP-SGD even after conversion: {errors[0]}")
+    return fixed
+
+
+class DPTrainer:
+    """One client's DP-SGD state: its noise multiplier and its privacy accountant across rounds."""
+
+    def __init__(self, config: DPConfig, *, samples: int, batch_size: int, total_epochs: int) -> None:
+        from opacus import PrivacyEngine
+        from opacus.accountants.utils import get_noise_multiplier
+
+        if config.delta >= 1.0 / samples:
+            warnings.warn(f"--delta {config.delta} is not below 1/{samples} (one over the client's data size); "
+                          "the DP guarantee is weak", RuntimeWarning, stacklevel=2)
+        self.config = config
+        self.sample_rate = min(1.0, batch_size / samples)
+        self.noise_multiplier = float(get_noise_multiplier(
+            target_epsilon=config.target_epsilon, target_delta=config.delta, sample_rate=self.sample_rate,
+            epochs=total_epochs, accountant="rdp"))
+        self.engine = PrivacyEngine(accountant="rdp")
+
+    def train(self, model: nn.Module, data: ImageSet, training: LocalTrainingConfig, *, device: torch.device,
+              generator: torch.Generator, progress: object | None = None) -> float:
+        """Trains `model` in place with DP-SGD for training.epochs epochs; returns the mean loss."""
+        model.to(device).train()
+        loader = make_loader(data, training, generator)
+        optimizer = make_optimizer(model, training)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            private_model, private_optimizer, private_loader = self.engine.make_private(
+                module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=self.noise_multiplier,
+                max_grad_norm=self.config.max_grad_norm, poisson_sampling=True, noise_generator=generator)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                return run_epochs(private_model, private_loader, private_optimizer, training, device=device,
+                                  progress=progress)
+        finally:
+            private_model.remove_hooks() if hasattr(private_model, "remove_hooks") else None
+
+    def epsilon(self) -> float:
+        """The epsilon this client has spent so far at the configured delta (RDP accountant)."""
+        if not self.engine.accountant.history:
+            return 0.0
+        return float(self.engine.get_epsilon(self.config.delta))
