@@ -74,7 +74,9 @@ class DPTrainer:
         self.noise_multiplier = float(get_noise_multiplier(
             target_epsilon=config.target_epsilon, target_delta=config.delta, sample_rate=self.sample_rate,
             epochs=total_epochs, accountant="rdp"))
-        self.engine = PrivacyEngine(accountant="rdp")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")  # see the module docstring
+            self.engine = PrivacyEngine(accountant="rdp")
 
     def train(self, model: nn.Module, data: ImageSet, training: LocalTrainingConfig, *, device: torch.device,
               generator: torch.Generator, progress: object | None = None) -> float:
