@@ -34,11 +34,13 @@ from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
 from .sealing import SealingKey
-from .server import PRIVACY_MODES, Server
+from .server import PRIVACY_MODES, Server, select_clients
+from .split_learning import SplitLearning, resolve_cut
 from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
 
 log = logging.getLogger("fedtrain")
 
+RUN_MODES = (*PRIVACY_MODES, "split")
 PRIVATE_KEY_FILE = "keys/clients_private_key.bin"
 
 
@@ -82,8 +84,10 @@ class RunConfig:
         """Raises ConfigError naming the first bad option."""
         if self.model not in MODEL_NAMES:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        if self.privacy not in PRIVACY_MODES:
-            raise ConfigError(f"unknown --privacy {self.privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
+        if self.privacy not in RUN_MODES:
+            raise ConfigError(f"unknown --privacy {self.privacy!r}; choose one of {', '.join(RUN_MODES)}")
+        if self.privacy == "split":
+            resolve_cut(self.model, self.cut)
         if self.avg not in AVERAGING_MODES:
             raise ConfigError(f"unknown --avg {self.avg!r}; choose weighted or mean")
         if not 0.0 < self.fraction <= 1.0:
@@ -228,11 +232,13 @@ class RunContext:
     config: RunConfig
     out_dir: Path
     data: DataBundle
-    server: Server
+    server: Server | None
     clients: dict[int, Client]
-    evaluator: Evaluator
-    transport: InProcessTransport
+    evaluator: Evaluator | None
+    transport: InProcessTransport | None
     start_round: int
+    split: SplitLearning | None = None
+    device: torch.device | None = None
 
 
 def _load_or_create_keys(config: RunConfig, out_dir: Path, resume: bool) -> fp.PrivateKey | None:
@@ -312,12 +318,25 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     saved = dataclasses.asdict(config)
     if config.privacy == "dp":
         saved["model_conversion"] = DP_CONVERSION_NOTE
+    if config.privacy == "split":
+        saved["cut"] = resolve_cut(config.model, config.cut)
     saved.update(class_names=list(data.class_names), data_source=data.source, split=data.split,
                  train_images=len(data.train), test_images=len(data.test),
                  client_class_counts=table.tolist(), device_used=str(device))
     _atomic_write(out / "config.json", json.dumps(saved, indent=2).encode())
 
     num_classes = len(data.class_names)
+    if config.privacy == "split":
+        split = SplitLearning(model_name=config.model, num_classes=num_classes, cut=config.cut,
+                              client_data=[data.train.subset(idx) for idx in parts], training=config.training(),
+                              device=device, seed=config.seed, weights=config.weights, progress=progress)
+        if start_round > 1:
+            state = torch.load(checkpoint_path(out, start_round - 1), map_location="cpu", weights_only=True)
+            split.load_state_vector(state["vector"].numpy())
+            log.info("resuming %s after round %d", out, start_round - 1)
+        if resume:
+            _truncate_metrics(out, start_round - 1)
+        return RunContext(config, out, data, None, {}, None, None, start_round, split=split, device=device)
     clients = {}
     for cid, idx in enumerate(parts):
         key = fp.PrivateKey.from_bytes(private_key.to_bytes(), insecure=config.insecure_keys) \
@@ -346,11 +365,13 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
             server.install_global(Message("global", start_round - 1, "client:0",
                                           {"model_round": start_round - 1},
                                           {"global": vector.astype("<f4").tobytes()}).to_bytes())
-        _truncate_metrics(out, start_round - 1)
         log.info("resuming %s after round %d", out, start_round - 1)
+    if resume:  # even with no round complete: drop a half-written line the next round would append to
+        _truncate_metrics(out, start_round - 1)
     sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
     evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
-    return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round)
+    return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round,
+                      device=device)
 
 
 def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:
@@ -358,16 +379,24 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
     records = []
     for r in range(ctx.start_round, ctx.config.rounds + 1):
         t0 = time.perf_counter()
-        result = run_round(ctx.server, ctx.transport, r)
-        t = time.perf_counter()
-        vector, model_round = ctx.evaluator.open(ctx.server.global_message())
-        if model_round != r:
-            raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
-        test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
+        if ctx.split is not None:
+            selected = select_clients(ctx.config.clients, ctx.config.fraction, ctx.config.seed, r)
+            result = ctx.split.run_round(r, selected)
+            train_loss = result.pop("train_loss")
+            t = time.perf_counter()
+            vector = ctx.split.state_vector()
+            test_loss, y_true, probs = predict(ctx.split.full_model(), ctx.data.test, device=ctx.device)
+        else:
+            result = run_round(ctx.server, ctx.transport, r)
+            t = time.perf_counter()
+            vector, model_round = ctx.evaluator.open(ctx.server.global_message())
+            if model_round != r:
+                raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
+            test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
+            train_loss = ctx.evaluator.train_loss(ctx.server.reports, r)
         metrics = evaluate_predictions(y_true, probs, ctx.data.class_names)
         evaluate_time = time.perf_counter() - t
-        record = {"round": r, "train_loss": ctx.evaluator.train_loss(ctx.server.reports, r),
-                  "test_loss": test_loss, **metrics, **result}
+        record = {"round": r, "train_loss": train_loss, "test_loss": test_loss, **metrics, **result}
         if ctx.config.privacy == "dp":
             spent = [c.dp.epsilon() for c in ctx.clients.values()]
             record["epsilon"] = max(spent)
