@@ -32,6 +32,7 @@ import fastpaillier as fp
 from fedtrain.models import build_model, count_parameters
 from fedtrain.runner import RunConfig, run_rounds, setup_run
 from fedtrain.secure_aggregation import EncodingPlan
+from fedtrain.training import resolve_device, warm_up
 
 PAPER_CLAIM = "15-30%"
 CLIENT_PHASES = ("train", "encrypt", "decrypt")
@@ -152,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("FEDTRAIN_CACHE", os.path.join(work_dir, "cache"))
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
             net = build_model(model)
+            warm_up(net, device=resolve_device(args.device), image_size=128)
             params = count_parameters(net)
             state_values = sum(v.numel() for v in net.state_dict().values() if torch.is_floating_point(v))
             pk, _ = fp.generate_keypair(args.key_bits, insecure=args.key_bits < fp.MIN_SECURE_BITS)

@@ -266,6 +266,11 @@ def run_comparison(base: Any, out_dir: str | Path, *, models: Sequence[str], met
         raise ConfigError(f"unknown --privacy {unknown[0]!r} in compare; choose from {', '.join(METHOD_NAMES)}")
     runs: dict[tuple[str, str], Path] = {}
     class_names: Sequence[str] = ()
+    from .models import build_model
+    from .training import resolve_device, warm_up
+
+    for model in models:  # keep one-time start-up costs out of the first run's timings
+        warm_up(build_model(model), device=resolve_device(base.device), image_size=base.image_size)
     for model in models:
         for method in methods:
             config = dataclasses.replace(base, model=model, privacy=method)
