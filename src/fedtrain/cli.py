@@ -16,8 +16,27 @@ from .errors import FedTrainError
 log = logging.getLogger("fedtrain")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like fedtrain's own errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"fedtrain: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of each record."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedtrain", description=(
+    parser = _OneLineParser(prog="fedtrain", description=(
         "Federated learning on MRI images with FedAvg over Paillier ciphertexts (Lim et al. 2025)."))
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a model with federated learning",
@@ -196,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if not log.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
