@@ -26,15 +26,6 @@ FIGURES = ["accuracy_loss.png", "confusion_matrix.png", "confusion_one_vs_all.pn
 TIMING_KEYS = {"train", "encrypt", "aggregate", "decrypt", "evaluate", "round"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def demo_cache(tmp_path_factory) -> Path:
-    """A private demo-data cache for this module (never the user's ~/.cache/fedtrain)."""
-    path = tmp_path_factory.mktemp("demo-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FEDTRAIN_CACHE", str(path))
-        yield path
-
-
 @contextlib.contextmanager
 def fresh_fedtrain_log():
     """main() gives the "fedtrain" logger a handler on the sys.stderr of the moment; keep it from outliving us."""

@@ -35,15 +35,6 @@ def tiny_config(**changes) -> RunConfig:
     return RunConfig(**values)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def demo_cache(tmp_path_factory) -> Path:
-    """A private demo-data cache for this module (never the user's ~/.cache/fedtrain)."""
-    path = tmp_path_factory.mktemp("demo-cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FEDTRAIN_CACHE", str(path))
-        yield path
-
-
 @pytest.fixture(autouse=True)
 def fresh_fedtrain_log():
     """main() gives the "fedtrain" logger a handler on the sys.stderr of the moment; keep it from outliving us."""

@@ -20,11 +20,6 @@ def _tiny_config(privacy: str, **overrides) -> RunConfig:
     return RunConfig(**values)
 
 
-@pytest.fixture()
-def demo_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("FEDTRAIN_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.mark.parametrize("avg", ["weighted", "mean"])
 def test_encrypted_round_equals_plaintext_round_within_bound(tmp_path, demo_cache, avg):
     secure = setup_run(_tiny_config("paillier", avg=avg, value_bits=12), tmp_path / "secure")
