@@ -10,6 +10,8 @@
 #include <cstring>
 #include <memory>
 
+#include "limb_io.hpp"
+
 namespace fp {
 
 namespace {
@@ -43,25 +45,6 @@ void from_digits(mpz_ptr x, const uint64_t* in, size_t digits, size_t stride) {
   mp_size_t n = static_cast<mp_size_t>(limbs);
   while (n > 0 && d[n - 1] == 0) --n;
   mpz_limbs_finish(x, n);
-}
-
-// Bits [low, low + width) of the little-endian limb array x of |limbs|
-// limbs (zero beyond it), width <= 32.  Branches on positions only, never on
-// the value: callers pass exponents padded to a fixed limb count.
-uint64_t bits_at(const uint64_t* x, size_t limbs, size_t low, unsigned width) {
-  const size_t limb = low / 64, shift = low % 64;
-  uint64_t v = limb < limbs ? x[limb] >> shift : 0;
-  if (shift + width > 64 && limb + 1 < limbs) v |= x[limb + 1] << (64 - shift);
-  return v & ((uint64_t{1} << width) - 1);
-}
-
-// Copies non-negative x into |limbs| zero-padded limbs; aborts if it does not
-// fit.  Time depends on the limb count of x only.
-void pad_limbs(mpz_srcptr x, uint64_t* out, size_t limbs) {
-  const size_t size = mpz_size(x);
-  if (size > limbs) std::abort();
-  if (size) std::memcpy(out, mpz_limbs_read(x), size * sizeof(uint64_t));
-  if (limbs > size) std::memset(out + size, 0, (limbs - size) * sizeof(uint64_t));
 }
 
 }  // namespace
@@ -216,7 +199,7 @@ void lane_windows(const mpz_srcptr e[8], size_t windows, unsigned width,
   std::vector<uint64_t> pad(limbs);
   out.assign(windows * kLanes, 0);
   for (int l = 0; l < kLanes; ++l) {
-    pad_limbs(e[l], pad.data(), limbs);
+    store(e[l], pad.data(), limbs);
     for (size_t w = 0; w < windows; ++w) {
       out[w * kLanes + static_cast<size_t>(l)] = bits_at(pad.data(), limbs, w * width, width);
     }
