@@ -97,6 +97,7 @@ class Config:
     phe_batch: int            # phe / gmpy2 operations per repetition (exponentiations)
     phe_add_batch: int        # phe / gmpy2 additions per repetition
     powm_batch: int           # exponentiations per call of the kernel benchmark
+    pool_batch: int           # online encryptions per call from the obfuscator pool
 
 
 def make_config(bits: int, threads: Sequence[int], quick: bool, reps: int | None) -> Config:
@@ -104,9 +105,11 @@ def make_config(bits: int, threads: Sequence[int], quick: bool, reps: int | None
     thread_counts = tuple(sorted(set(threads) | {1}))
     if quick:
         return Config(bits, thread_counts, reps or 3, 0.3, exp_batch=64, mul_batch=128, add_batch=4096,
-                      packed_ciphertexts=16, phe_batch=24, phe_add_batch=2048, powm_batch=128)
+                      packed_ciphertexts=16, phe_batch=24, phe_add_batch=2048, powm_batch=128,
+                      pool_batch=512)
     return Config(bits, thread_counts, reps or 7, 1.0, exp_batch=256, mul_batch=512, add_batch=8192,
-                  packed_ciphertexts=64, phe_batch=128, phe_add_batch=4096, powm_batch=1024)
+                  packed_ciphertexts=64, phe_batch=128, phe_add_batch=4096, powm_batch=1024,
+                  pool_batch=2048)
 
 
 def parse_threads(text: str) -> list[int]:
@@ -223,6 +226,7 @@ class Workload:
     """Inputs of every measured operation, built once (outside the timed regions)."""
 
     plaintexts: np.ndarray                          # int64 values below 2^62, exp_batch of them
+    pool_plaintexts: np.ndarray                     # pool_batch of them, for the pooled online row
     encrypted: fp.EncryptedArray                    # their encryptions
     add_a: fp.EncryptedArray                        # addition operands, add_batch each
     add_b: fp.EncryptedArray
@@ -261,7 +265,7 @@ def make_workload(keys: Keys, cfg: Config) -> Workload:
                           for _ in range(cfg.powm_batch)], dtype=np.uint64)
     powm_exps[:, -1] |= np.uint64(1 << 63)  # exactly exp_bits bits
     return Workload(
-        plaintexts=plaintexts, encrypted=sk.encrypt(plaintexts), add_a=add_a, add_b=add_b,
+        plaintexts=plaintexts, pool_plaintexts=rng.integers(0, 2**62, size=cfg.pool_batch, dtype=np.int64), encrypted=sk.encrypt(plaintexts), add_a=add_a, add_b=add_b,
         mul_in=tiled(pk, base_a, cfg.mul_batch), scalar=secrets.randbits(31) | (1 << 31),
         codec=codec, packed_values=packed_values, packed=codec.encrypt(packed_values, sk),
         phe_plaintexts=phe_plaintexts, phe_encrypted=[keys.phe_pk.encrypt(m) for m in phe_plaintexts],
@@ -298,6 +302,13 @@ def modulus_row(work: Workload) -> np.ndarray:
     return limb_rows([work.powm_mod], work.powm_bases.shape[1])[0]
 
 
+def pooled_encryption_ok(keys: Keys, work: Workload) -> bool:
+    """Encryption drains the DJN pool (each obfuscator once) and decrypts correctly."""
+    keys.djn_sk.precompute_obfuscators(8, background=False, randomness="djn")
+    enc = keys.djn_pk.encrypt(work.plaintexts[:8])
+    return keys.djn_pk.obfuscators_available == 0 and np.array_equal(keys.sk.decrypt(enc), work.plaintexts[:8])
+
+
 def verify(keys: Keys, work: Workload) -> None:
     """Checks every measured operation once against plain arithmetic, on both libraries."""
     pk, sk, n, k = keys.pk, keys.sk, keys.pk.n, work.scalar
@@ -322,6 +333,7 @@ def verify(keys: Keys, work: Workload) -> None:
             [keys.phe_sk.decrypt(x) for x in phe_numbers(keys.phe_pk, enc, 4)] == [int(m) for m in work.plaintexts[:4]]
             and np.array_equal(sk.decrypt(enc), work.plaintexts[:16])
             for enc in (keys.djn_pk.encrypt(work.plaintexts[:16]), keys.djn_sk.encrypt(work.plaintexts[:16]))),
+        "fastpaillier online encryption from the DJN pool": pooled_encryption_ok(keys, work),
         "fastpaillier DJN packed encryption": np.abs(
             sk.decrypt(work.codec.encrypt(work.packed_values, keys.djn_sk)) - work.packed_values).max()
             <= work.codec.max_rounding_error(1),
@@ -359,8 +371,10 @@ def operations(keys: Keys, work: Workload) -> list[Operation]:
     n_ct, n_val = work.plaintexts.size, values.size
     k = work.scalar
 
+    n_pool = work.pool_plaintexts.size
+
     def refill_pool() -> None:
-        djn_sk.precompute_obfuscators(n_ct - djn_pk.obfuscators_available, background=False,
+        djn_sk.precompute_obfuscators(n_pool - djn_pk.obfuscators_available, background=False,
                                       randomness="djn", threads=os.cpu_count() or 1)
 
     return [
@@ -372,8 +386,8 @@ def operations(keys: Keys, work: Workload) -> list[Operation]:
                   phe="encrypt", target=20.0),
         Operation("encrypt, private key, DJN + CRT", n_ct,
                   lambda t: djn_sk.encrypt(work.plaintexts, threads=t), phe="encrypt", target=30.0),
-        Operation("encrypt online, pooled DJN obfuscators", n_ct,
-                  lambda t: djn_pk.encrypt(work.plaintexts, threads=t), phe="encrypt", target=1000.0,
+        Operation("encrypt online, pooled DJN obfuscators", n_pool,
+                  lambda t: djn_pk.encrypt(work.pool_plaintexts, threads=t), phe="encrypt", target=1000.0,
                   setup=refill_pool),
         Operation("decrypt", n_ct, lambda t: sk.decrypt(work.encrypted, threads=t), phe="decrypt", target=1.6),
         Operation("add ciphertext + ciphertext", work.add_a.size,
@@ -594,7 +608,7 @@ def header_lines(cfg: Config, work: Workload) -> list[str]:
         f"threads (fastpaillier): {', '.join(map(str, cfg.threads))}; phe and gmpy2: 1 "
         "(phe holds the GIL, so it cannot use more)",
         f"batches: {cfg.exp_batch} ciphertexts (encrypt/decrypt), {cfg.mul_batch} (scalar multiply), "
-        f"{cfg.add_batch} (add), {work.packed_values.size} values in {work.packed.ciphertexts.shape[0]} "
+        f"{cfg.add_batch} (add), {cfg.pool_batch} (online from the pool), {work.packed_values.size} values in {work.packed.ciphertexts.shape[0]} "
         f"ciphertexts (packed: {work.codec!r}); phe/gmpy2: {cfg.phe_batch} exponentiations, "
         f"{cfg.phe_add_batch} additions; powm kernel: {cfg.powm_batch} exponentiations; best call over {cfg.reps} "
         f"interleaved rounds (cheap calls repeated to fill {cfg.min_seconds:g} s per measurement)",
