@@ -43,11 +43,15 @@ class FixedBaseTable {
   mpz_srcptr modulus() const { return mod_; }
 
   // out = base^e mod m with mpn_sec_mul / mpn_sec_div_r and masked row scans:
-  // constant time in e (which must be < 2^exp_bits; aborts otherwise).
+  // constant time in e (which must be < 2^exp_bits; aborts otherwise).  Cost:
+  // windows() products of limbs(m) x limbs(m) limbs.  out may alias e.
+  // Scratch (exponent, products) is wiped before returning.
   void powm(mpz_t out, mpz_srcptr e) const;
 
   // out[l] = base^e[l] mod m for 8 lanes on the IFMA path; same constant-time
-  // property.  Requires ifma_enabled().
+  // property, windows() 8-lane Montgomery products.  out[l] may alias e[l]
+  // (all exponents are read before any output is written).  Requires
+  // ifma_enabled().
   void powm8(mpz_ptr out[8], const mpz_srcptr e[8]) const;
 
  private:

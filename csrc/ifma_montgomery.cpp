@@ -77,16 +77,22 @@ bool cpu_has_ifma() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
 }
 
-// 64-byte aligned scratch of |vectors| __m512i, freed on scope exit.
+// 64-byte aligned scratch of |vectors| __m512i, wiped (it holds secret
+// intermediate values) and freed on scope exit.
 struct VectorBuffer {
   explicit VectorBuffer(size_t vectors)
-      : ptr(static_cast<__m512i*>(std::aligned_alloc(64, vectors * sizeof(__m512i)))) {
+      : ptr(static_cast<__m512i*>(std::aligned_alloc(64, vectors * sizeof(__m512i)))), words(vectors * 8) {
     if (!ptr) std::abort();
   }
-  ~VectorBuffer() { std::free(ptr); }
+  ~VectorBuffer() {
+    volatile uint64_t* w = reinterpret_cast<volatile uint64_t*>(ptr);
+    for (size_t i = 0; i < words; ++i) w[i] = 0;
+    std::free(ptr);
+  }
   VectorBuffer(const VectorBuffer&) = delete;
   VectorBuffer& operator=(const VectorBuffer&) = delete;
   __m512i* ptr;
+  size_t words;
 };
 
 // r = a b R^-1 mod m, almost reduced: a, b < 2m gives r < 2m.  Eight lanes.
