@@ -588,7 +588,15 @@ def loaded_gmp_versions() -> dict[str, str]:
     return versions
 
 
-def header_lines(cfg: Config, work: Workload) -> list[str]:
+def load_average() -> str:
+    """The 1-minute load average (Unix), to show whether other work shared the CPUs."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):  # pragma: no cover - non-Unix
+        return "unknown"
+
+
+def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> list[str]:
     from fastpaillier import _native as fp_native
 
     gmp_libs = loaded_gmp_versions()
@@ -605,6 +613,8 @@ def header_lines(cfg: Config, work: Workload) -> list[str]:
                                  if fp_native.ifma_enabled() else
                                  "portable GMP path (no AVX-512 IFMA, or FASTPAILLIER_DISABLE_IFMA set)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
+        f"1-minute load average: {load_before} before timing, {load_average()} after "
+        f"(on {usable_cores()} usable CPUs; other work on the machine lowers the 2-thread scaling)",
         f"threads (fastpaillier): {', '.join(map(str, cfg.threads))}; phe and gmpy2: 1 "
         "(phe holds the GIL, so it cannot use more)",
         f"batches: {cfg.exp_batch} ciphertexts (encrypt/decrypt), {cfg.mul_batch} (scalar multiply), "
@@ -647,8 +657,8 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool) -> str:
-    head, tail = header_lines(cfg, work), notes(cfg, work, rows)
+def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool, load_before: str) -> str:
+    head, tail = header_lines(cfg, work, load_before), notes(cfg, work, rows)
     if markdown:
         return "\n".join(["## fastpaillier vs python-paillier (phe) vs gmpy2", "",
                           *(f"- {line}" for line in head), "", render_markdown(rows), "",
@@ -674,8 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ops = operations(keys, work)
     progress(f"timing fastpaillier ({', '.join(map(str, cfg.threads))} threads), phe and gmpy2 "
              f"in {cfg.reps} interleaved rounds ...")
+    load_before = load_average()
     times = measure(keys, work, ops, cfg)
-    print(report(cfg, work, build_rows(ops, cfg, times), args.markdown))
+    print(report(cfg, work, build_rows(ops, cfg, times), args.markdown, load_before))
     return 0
 
 
