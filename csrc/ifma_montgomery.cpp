@@ -14,6 +14,22 @@
 
 namespace fp {
 
+#ifndef FP_HAVE_IFMA_BUILD
+// Other architectures: the IFMA path does not exist; the kernels are never
+// called and tables stay empty.
+bool IfmaModulus::init(mpz_srcptr) { return false; }
+bool ifma_enabled() { return false; }
+void set_ifma_enabled(bool) {}
+void IfmaFixedBase::init(const IfmaModulus&, mpz_srcptr, mpz_srcptr, size_t, unsigned) {}
+void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
+void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
+  std::abort();
+}
+void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
+  std::abort();
+}
+#else
+
 namespace {
 
 constexpr uint64_t kMask52 = (uint64_t{1} << 52) - 1;
@@ -46,26 +62,6 @@ void from_digits(mpz_ptr x, const uint64_t* in, size_t digits, size_t stride) {
   while (n > 0 && d[n - 1] == 0) --n;
   mpz_limbs_finish(x, n);
 }
-
-}  // namespace
-
-#ifndef FP_HAVE_IFMA_BUILD
-// Other architectures: the IFMA path does not exist; the kernels are never
-// called and tables stay empty.
-bool IfmaModulus::init(mpz_srcptr) { return false; }
-bool ifma_enabled() { return false; }
-void set_ifma_enabled(bool) {}
-void IfmaFixedBase::init(const IfmaModulus&, mpz_srcptr, mpz_srcptr, size_t, unsigned) {}
-void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
-void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
-  std::abort();
-}
-void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
-  std::abort();
-}
-#else
-
-namespace {
 
 constexpr int kLanes = 8;
 constexpr int kWindow = 5;
