@@ -343,3 +343,27 @@ def test_bench_powm_kernel(keys_2048, gmp, ifma_path):
     out = _native.bench_powm(_limbs.ints_to_rows(bases, limbs), _limbs.ints_to_rows(exps, 16),
                              _limbs.int_to_limbs(m, limbs), 1024, gmp, 2)
     assert _limbs.rows_to_ints(out) == [pow(b, e, m) for b, e in zip(bases, exps)]
+
+
+def test_tables_are_built_once_under_concurrent_first_use():
+    import threading
+
+    from conftest import SMALL_P, SMALL_Q
+
+    sk = fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True).with_djn()  # fresh key: tables not built yet
+    pk = sk.public_key
+    x = np.arange(30, dtype=np.int64)
+    results: list[np.ndarray] = []
+
+    def work(key) -> None:
+        results.append(sk.decrypt(key.encrypt(x, threads=2)))
+
+    workers = [threading.Thread(target=work, args=(key,)) for key in (pk, sk, pk, sk)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(results) == 4 and all(np.array_equal(r, x) for r in results)
+    worker = sk.precompute_obfuscators(5, randomness="djn")  # background thread
+    worker.join()
+    assert pk.obfuscators_available == 5
