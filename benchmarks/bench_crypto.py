@@ -11,7 +11,14 @@ fastpaillier and phe, so both work modulo the same n^2:
   ciphertext + ciphertext addition, and ciphertext * scalar for a random 32-bit scalar;
 * per value, with ``PackedCodec(pk, value_bits=16, max_summands=8)``: encryption with the private
   key and with the public key, and decryption (time of the batch / number of values).  phe stores
-  one value per ciphertext, so its per-value cost is its per-ciphertext cost.
+  one value per ciphertext, so its per-value cost is its per-ciphertext cost;
+* DJN fixed-base randomness (the same p, q with an h_s added by ``PrivateKey.with_djn()``):
+  encryption with the public key (comb table mod n^2), with the private key (CRT tables mod p^2,
+  q^2), packed encryption with the private key, and online encryption that drains a pool of
+  precomputed DJN obfuscators (the pool is refilled outside the timed region before every call);
+* the modular exponentiation kernel alone: a batch of base^e mod p^2 (``--bits``-bit modulus p^2,
+  exponents of half its size, one per base) with the 8-lane IFMA kernel against GMP's
+  ``mpz_powm`` one at a time (``_native.bench_powm``).
 
 fastpaillier runs on every thread count of ``--threads`` (default: 1 and all CPUs) through the
 ``threads=`` argument of each call.  phe does not release the GIL, so it runs on 1 thread only;
@@ -22,11 +29,14 @@ Every time is the best (minimum) call on a whole batch, measured with time.perf_
 the garbage collector off, divided by the batch size.  All measurements run in a few interleaved
 rounds, so that a burst of load from elsewhere cannot spoil every repetition of one of them.
 
-The table gives the speed-up phe/fastpaillier, the scaling of fastpaillier's throughput with
-T threads over 1 thread, and checks them against the project's targets (2048-bit keys only):
-speed-ups over phe on 1 thread for CRT encryption (1.8x), decryption (1.0x), addition (5x),
-packed encryption with the private key (150x per value) and packed decryption (80x per value);
-and a throughput scaling of at least 1.8x on 2 threads for every fastpaillier operation.
+The table gives the speed-up reference/fastpaillier (the reference is phe on 1 thread, or GMP's
+mpz_powm for the kernel row), the scaling of fastpaillier's throughput with T threads over 1
+thread, and checks them against the project's targets (2048-bit keys only), all on 1 thread:
+classic CRT encryption 2.5x, DJN public-key encryption 20x, DJN CRT encryption 30x, online
+encryption from the pool 1000x, decryption 1.6x, addition 5x, packed encryption with the private
+key 150x (classic) and 2000x (DJN) per value, packed decryption 160x per value, the IFMA
+exponentiation kernel 1.5x over mpz_powm; and a throughput scaling of at least 1.8x on 2 threads
+for every fastpaillier operation.
 Every operation is checked for correctness once, outside the timed regions, before timing.
 """
 
@@ -62,6 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     sys.exit(f"bench_crypto.py needs gmpy2 and phe==1.5.0 ({exc}); "
              "install them with: pip install gmpy2 phe==1.5.0   (or pip install '.[bench]')")
 
+from fastpaillier import _native as fp_native
 from fastpaillier.testing import ciphertext_ints
 
 TARGET_BITS = 2048
@@ -85,6 +96,8 @@ class Config:
     packed_ciphertexts: int   # full ciphertexts of packed values per call
     phe_batch: int            # phe / gmpy2 operations per repetition (exponentiations)
     phe_add_batch: int        # phe / gmpy2 additions per repetition
+    powm_batch: int           # exponentiations per call of the kernel benchmark
+    pool_batch: int           # online encryptions per call from the obfuscator pool
 
 
 def make_config(bits: int, threads: Sequence[int], quick: bool, reps: int | None) -> Config:
@@ -92,9 +105,11 @@ def make_config(bits: int, threads: Sequence[int], quick: bool, reps: int | None
     thread_counts = tuple(sorted(set(threads) | {1}))
     if quick:
         return Config(bits, thread_counts, reps or 3, 0.3, exp_batch=64, mul_batch=128, add_batch=4096,
-                      packed_ciphertexts=16, phe_batch=24, phe_add_batch=2048)
+                      packed_ciphertexts=16, phe_batch=24, phe_add_batch=2048, powm_batch=128,
+                      pool_batch=512)
     return Config(bits, thread_counts, reps or 7, 1.0, exp_batch=256, mul_batch=512, add_batch=8192,
-                  packed_ciphertexts=64, phe_batch=128, phe_add_batch=4096)
+                  packed_ciphertexts=64, phe_batch=128, phe_add_batch=4096, powm_batch=1024,
+                  pool_batch=2048)
 
 
 def parse_threads(text: str) -> list[int]:
@@ -128,6 +143,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 # ---- timing -----------------------------------------------------------------------------------
 
 MAX_CALLS_PER_ROUND = 50
+MAX_CALLS_WITH_SETUP = 3  # calls that need an untimed set-up (refilling the pool) each
 
 Key = tuple[str, str, int]  # (library, operation, threads)
 
@@ -139,12 +155,17 @@ class Measurement:
     key: Key
     fn: Callable[[], object]
     items: int
+    setup: Callable[[], object] | None = None  # runs untimed before every call
 
 
-def best_call(fn: Callable[[], object], min_seconds: float) -> float:
+def best_call(fn: Callable[[], object], min_seconds: float,
+              setup: Callable[[], object] | None = None) -> float:
     """Minimum wall time of one call of fn: at least one call, more until min_seconds have passed."""
     best, total, calls = float("inf"), 0.0, 0
-    while calls == 0 or (total < min_seconds and calls < MAX_CALLS_PER_ROUND):
+    max_calls = MAX_CALLS_PER_ROUND if setup is None else MAX_CALLS_WITH_SETUP
+    while calls == 0 or (total < min_seconds and calls < max_calls):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start
@@ -166,7 +187,7 @@ def run_rounds(measurements: Sequence[Measurement], cfg: Config) -> dict[Key, fl
     try:
         for _ in range(cfg.reps):
             for m in measurements:
-                best[m.key] = min(best[m.key], best_call(m.fn, cfg.min_seconds / cfg.reps) / m.items)
+                best[m.key] = min(best[m.key], best_call(m.fn, cfg.min_seconds / cfg.reps, m.setup) / m.items)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -177,18 +198,21 @@ def run_rounds(measurements: Sequence[Measurement], cfg: Config) -> dict[Key, fl
 
 @dataclass
 class Keys:
-    """One key pair, seen by fastpaillier and by phe (same n, p, q)."""
+    """One key pair, seen by fastpaillier (classic, and with a DJN base) and by phe (same n, p, q)."""
 
     pk: fp.PublicKey
     sk: fp.PrivateKey
+    djn_pk: fp.PublicKey
+    djn_sk: fp.PrivateKey
     phe_pk: paillier.PaillierPublicKey
     phe_sk: paillier.PaillierPrivateKey
 
 
 def make_keys(bits: int) -> Keys:
     pk, sk = fp.generate_keypair(bits, insecure=bits < TARGET_BITS)
+    djn_sk = sk.with_djn()
     phe_pk = paillier.PaillierPublicKey(pk.n)
-    return Keys(pk, sk, phe_pk, paillier.PaillierPrivateKey(phe_pk, sk.p, sk.q))
+    return Keys(pk, sk, djn_sk.public_key, djn_sk, phe_pk, paillier.PaillierPrivateKey(phe_pk, sk.p, sk.q))
 
 
 def tiled(pk: fp.PublicKey, source: fp.EncryptedArray, rows: int) -> fp.EncryptedArray:
@@ -202,6 +226,7 @@ class Workload:
     """Inputs of every measured operation, built once (outside the timed regions)."""
 
     plaintexts: np.ndarray                          # int64 values below 2^62, exp_batch of them
+    pool_plaintexts: np.ndarray                     # pool_batch of them, for the pooled online row
     encrypted: fp.EncryptedArray                    # their encryptions
     add_a: fp.EncryptedArray                        # addition operands, add_batch each
     add_b: fp.EncryptedArray
@@ -214,6 +239,10 @@ class Workload:
     phe_encrypted: list[paillier.EncryptedNumber]   # their phe encryptions
     phe_add_a: list[paillier.EncryptedNumber]       # the first phe_add_batch addition operands
     phe_add_b: list[paillier.EncryptedNumber]
+    powm_mod: int                                   # kernel benchmark: modulus p^2 ...
+    powm_bases: np.ndarray                          # ... powm_batch bases below it (limb rows)
+    powm_exps: np.ndarray                           # ... and exponents of half its bits (limb rows)
+    powm_exp_bits: int
 
 
 def make_workload(keys: Keys, cfg: Config) -> Workload:
@@ -226,13 +255,23 @@ def make_workload(keys: Keys, cfg: Config) -> Workload:
     codec = fp.PackedCodec(pk, value_bits=16, max_summands=8)
     packed_values = rng.uniform(-1, 1, size=codec.slots * cfg.packed_ciphertexts).astype(np.float32)
     phe_plaintexts = [int(m) for m in plaintexts[:cfg.phe_batch]]
+    powm_mod = sk.p * sk.p
+    exp_bits = powm_mod.bit_length() // 2
+    mod_limbs = (powm_mod.bit_length() + 63) // 64
+    powm_bases = np.array([[secrets.randbits(64) for _ in range(mod_limbs)] for _ in range(cfg.powm_batch)],
+                          dtype=np.uint64)
+    powm_bases[:, -1] = 0  # below p^2
+    powm_exps = np.array([[secrets.randbits(64) for _ in range((exp_bits + 63) // 64)]
+                          for _ in range(cfg.powm_batch)], dtype=np.uint64)
+    powm_exps[:, -1] |= np.uint64(1 << 63)  # exactly exp_bits bits
     return Workload(
-        plaintexts=plaintexts, encrypted=sk.encrypt(plaintexts), add_a=add_a, add_b=add_b,
+        plaintexts=plaintexts, pool_plaintexts=rng.integers(0, 2**62, size=cfg.pool_batch, dtype=np.int64), encrypted=sk.encrypt(plaintexts), add_a=add_a, add_b=add_b,
         mul_in=tiled(pk, base_a, cfg.mul_batch), scalar=secrets.randbits(31) | (1 << 31),
         codec=codec, packed_values=packed_values, packed=codec.encrypt(packed_values, sk),
         phe_plaintexts=phe_plaintexts, phe_encrypted=[keys.phe_pk.encrypt(m) for m in phe_plaintexts],
         phe_add_a=phe_numbers(keys.phe_pk, add_a, cfg.phe_add_batch),
-        phe_add_b=phe_numbers(keys.phe_pk, add_b, cfg.phe_add_batch))
+        phe_add_b=phe_numbers(keys.phe_pk, add_b, cfg.phe_add_batch),
+        powm_mod=powm_mod, powm_bases=powm_bases, powm_exps=powm_exps, powm_exp_bits=exp_bits)
 
 
 def head(array: fp.EncryptedArray, count: int) -> fp.EncryptedArray:
@@ -249,6 +288,25 @@ def phe_numbers(phe_pk: paillier.PaillierPublicKey, array: fp.EncryptedArray,
 def plaintext_ints(sk: fp.PrivateKey, array: fp.EncryptedArray) -> list[int]:
     """Decrypted plaintexts m mod n as Python ints."""
     return [int.from_bytes(row.tobytes(), "little") for row in sk.decrypt_limbs(array)]
+
+
+def row_ints(rows: np.ndarray) -> list[int]:
+    return [int.from_bytes(row.tobytes(), "little") for row in rows]
+
+
+def limb_rows(values: Sequence[int], limbs: int) -> np.ndarray:
+    return np.array([np.frombuffer(v.to_bytes(8 * limbs, "little"), dtype=np.uint64) for v in values])
+
+
+def modulus_row(work: Workload) -> np.ndarray:
+    return limb_rows([work.powm_mod], work.powm_bases.shape[1])[0]
+
+
+def pooled_encryption_ok(keys: Keys, work: Workload) -> bool:
+    """Encryption drains the DJN pool (each obfuscator once) and decrypts correctly."""
+    keys.djn_sk.precompute_obfuscators(8, background=False, randomness="djn")
+    enc = keys.djn_pk.encrypt(work.plaintexts[:8])
+    return keys.djn_pk.obfuscators_available == 0 and np.array_equal(keys.sk.decrypt(enc), work.plaintexts[:8])
 
 
 def verify(keys: Keys, work: Workload) -> None:
@@ -271,6 +329,20 @@ def verify(keys: Keys, work: Workload) -> None:
             <= work.codec.max_rounding_error(1) for key in (sk, pk)),
         "phe encryption, addition and scalar multiplication":
             keys.phe_sk.decrypt(enc0 + enc1 * k) == work.phe_plaintexts[0] + work.phe_plaintexts[1] * k,
+        "fastpaillier DJN encryption (public key and CRT), phe decrypts it": all(
+            [keys.phe_sk.decrypt(x) for x in phe_numbers(keys.phe_pk, enc, 4)] == [int(m) for m in work.plaintexts[:4]]
+            and np.array_equal(sk.decrypt(enc), work.plaintexts[:16])
+            for enc in (keys.djn_pk.encrypt(work.plaintexts[:16]), keys.djn_sk.encrypt(work.plaintexts[:16]))),
+        "fastpaillier online encryption from the DJN pool": pooled_encryption_ok(keys, work),
+        "fastpaillier DJN packed encryption": np.abs(
+            sk.decrypt(work.codec.encrypt(work.packed_values, keys.djn_sk)) - work.packed_values).max()
+            <= work.codec.max_rounding_error(1),
+        "IFMA and GMP exponentiation kernels": all(
+            fp_native.bench_powm(work.powm_bases[:9], work.powm_exps[:9], modulus_row(work), work.powm_exp_bits,
+                                 gmp, 2).tolist()
+            == limb_rows([pow(b, e, work.powm_mod) for b, e in zip(row_ints(work.powm_bases[:9]),
+                                                                     row_ints(work.powm_exps[:9]))],
+                         work.powm_bases.shape[1]).tolist() for gmp in (False, True)),
     }
     failed = [name for name, ok in checks.items() if not ok]
     if failed:
@@ -286,31 +358,57 @@ class Operation:
     name: str
     items: int                              # ciphertexts or values per call
     run: Callable[[int], object]            # threads -> result
-    phe: str | None = None                  # name of the matching phe measurement
+    phe: str | None = None                  # name of the matching reference measurement ...
+    ref_lib: str = "phe"                    # ... of this library (phe, or gmp for the kernel)
     gmpy2: str | None = None                # name of the matching gmpy2 baseline
-    target: float | None = None             # minimum phe/fastpaillier speed-up on 1 thread
+    target: float | None = None             # minimum reference/fastpaillier speed-up on 1 thread
+    setup: Callable[[], object] | None = None  # untimed, before every call
 
 
 def operations(keys: Keys, work: Workload) -> list[Operation]:
     pk, sk, codec, values = keys.pk, keys.sk, work.codec, work.packed_values
+    djn_pk, djn_sk = keys.djn_pk, keys.djn_sk
     n_ct, n_val = work.plaintexts.size, values.size
     k = work.scalar
+
+    n_pool = work.pool_plaintexts.size
+
+    def refill_pool() -> None:
+        djn_sk.precompute_obfuscators(n_pool - djn_pk.obfuscators_available, background=False,
+                                      randomness="djn", threads=os.cpu_count() or 1)
+
     return [
         Operation("encrypt, public key", n_ct, lambda t: pk.encrypt(work.plaintexts, threads=t),
                   phe="encrypt", gmpy2="obfuscator"),
         Operation("encrypt, private key (CRT)", n_ct, lambda t: sk.encrypt(work.plaintexts, threads=t),
-                  phe="encrypt", gmpy2="obfuscator", target=1.8),
-        Operation("decrypt", n_ct, lambda t: sk.decrypt(work.encrypted, threads=t), phe="decrypt", target=1.0),
+                  phe="encrypt", gmpy2="obfuscator", target=2.5),
+        Operation("encrypt, public key, DJN", n_ct, lambda t: djn_pk.encrypt(work.plaintexts, threads=t),
+                  phe="encrypt", target=20.0),
+        Operation("encrypt, private key, DJN + CRT", n_ct,
+                  lambda t: djn_sk.encrypt(work.plaintexts, threads=t), phe="encrypt", target=30.0),
+        Operation("encrypt online, pooled DJN obfuscators", n_pool,
+                  lambda t: djn_pk.encrypt(work.pool_plaintexts, threads=t), phe="encrypt", target=1000.0,
+                  setup=refill_pool),
+        Operation("decrypt", n_ct, lambda t: sk.decrypt(work.encrypted, threads=t), phe="decrypt", target=1.6),
         Operation("add ciphertext + ciphertext", work.add_a.size,
                   lambda t: work.add_a.add(work.add_b, threads=t), phe="add", gmpy2="mulmod", target=5.0),
         Operation("multiply by scalar (random 32-bit)", work.mul_in.size,
                   lambda t: work.mul_in.multiply(k, threads=t), phe="multiply", gmpy2="scalar powmod"),
         Operation(f"packed encrypt, private key, per value ({codec.slots}/ct)", n_val,
                   lambda t: codec.encrypt(values, sk, threads=t), phe="encrypt", target=150.0),
+        Operation(f"packed encrypt, private key, DJN + CRT, per value ({codec.slots}/ct)", n_val,
+                  lambda t: codec.encrypt(values, djn_sk, threads=t), phe="encrypt", target=2000.0),
         Operation(f"packed encrypt, public key, per value ({codec.slots}/ct)", n_val,
                   lambda t: codec.encrypt(values, pk, threads=t), phe="encrypt"),
+        Operation(f"packed encrypt, public key, DJN, per value ({codec.slots}/ct)", n_val,
+                  lambda t: codec.encrypt(values, djn_pk, threads=t), phe="encrypt"),
         Operation(f"packed decrypt, per value ({codec.slots}/ct)", n_val,
-                  lambda t: sk.decrypt(work.packed, threads=t), phe="decrypt", target=80.0),
+                  lambda t: sk.decrypt(work.packed, threads=t), phe="decrypt", target=160.0),
+        Operation(f"powm kernel: IFMA 8-lane, {work.powm_mod.bit_length()}-bit mod, "
+                  f"{work.powm_exp_bits}-bit exp", work.powm_bases.shape[0],
+                  lambda t: fp_native.bench_powm(work.powm_bases, work.powm_exps, modulus_row(work),
+                                                 work.powm_exp_bits, False, t),
+                  phe="mpz_powm", ref_lib="GMP", target=1.5),
     ]
 
 
@@ -325,6 +423,14 @@ def phe_measurements(keys: Keys, work: Workload) -> list[Measurement]:
         Measurement(("phe", "add", 1), lambda: [x + y for x, y in zip(a, b)], len(a)),
         Measurement(("phe", "multiply", 1), lambda: [c * k for c in enc], len(enc)),
     ]
+
+
+def gmp_measurements(work: Workload) -> list[Measurement]:
+    """GMP's mpz_powm on the kernel benchmark's batch, one at a time on 1 thread (no Python in the loop)."""
+    mod = modulus_row(work)
+    return [Measurement(("GMP", "mpz_powm", 1),
+                        lambda: fp_native.bench_powm(work.powm_bases, work.powm_exps, mod, work.powm_exp_bits,
+                                                     True, 1), work.powm_bases.shape[0])]
 
 
 def gmpy2_measurements(keys: Keys, work: Workload) -> list[Measurement]:
@@ -347,15 +453,18 @@ def fastpaillier_measurements(ops: Sequence[Operation], threads: Sequence[int]) 
     """Every fastpaillier operation on every thread count."""
     def call(op: Operation, t: int) -> Callable[[], object]:
         return lambda: op.run(t)
-    return [Measurement(("fastpaillier", op.name, t), call(op, t), op.items) for op in ops for t in threads]
+    return [Measurement(("fastpaillier", op.name, t), call(op, t), op.items, op.setup)
+            for op in ops for t in threads]
 
 
 def measure(keys: Keys, work: Workload, ops: Sequence[Operation], cfg: Config) -> dict[Key, float]:
     """Seconds per item of everything, after one warm-up call of each fastpaillier operation."""
-    for op in ops:  # page in code, thread start-up and caches
+    for op in ops:  # page in code, thread start-up, caches and the DJN tables (built on first use)
+        if op.setup is not None:
+            op.setup()
         op.run(max(cfg.threads))
     measurements = [*fastpaillier_measurements(ops, cfg.threads), *phe_measurements(keys, work),
-                    *gmpy2_measurements(keys, work)]
+                    *gmpy2_measurements(keys, work), *gmp_measurements(work)]
     return run_rounds(measurements, cfg)
 
 
@@ -368,7 +477,8 @@ class Row:
     operation: str
     threads: int
     fp_time: float                  # seconds per ciphertext or value
-    phe_time: float | None          # phe, 1 thread
+    ref_lib: str                    # the reference library: phe, or GMP for the kernel row
+    phe_time: float | None          # the reference, 1 thread
     gmpy2_time: float | None        # gmpy2 baseline, 1 thread
     scaling: float | None           # fastpaillier throughput on T threads / on 1 thread
     target: str | None              # e.g. "phe/fp >= 1.8x" or "scaling >= 1.8x"
@@ -376,7 +486,7 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
-        """Speed-up over phe (phe time / fastpaillier time)."""
+        """Speed-up over the reference (reference time / fastpaillier time)."""
         return None if self.phe_time is None else self.phe_time / self.fp_time
 
     @property
@@ -389,19 +499,19 @@ def build_rows(ops: Sequence[Operation], cfg: Config, times: dict[Key, float]) -
     rows = []
     for op in ops:
         one_thread = times[("fastpaillier", op.name, 1)]
-        phe_time = times[("phe", op.phe, 1)] if op.phe else None
+        phe_time = times[(op.ref_lib, op.phe, 1)] if op.phe else None
         gmpy2_time = times[("gmpy2", op.gmpy2, 1)] if op.gmpy2 else None
         for t in cfg.threads:
             fp_time = times[("fastpaillier", op.name, t)]
             target, passed, scaling = None, None, None
             if t == 1:
                 if op.target is not None and phe_time is not None and targets_apply:
-                    target, passed = f"phe/fp >= {op.target:g}x", phe_time / fp_time >= op.target
+                    target, passed = f"{op.ref_lib}/fp >= {op.target:g}x", phe_time / fp_time >= op.target
             else:
                 scaling = one_thread / fp_time
                 if t == SCALING_TARGET_THREADS and targets_apply:
                     target, passed = f"scaling >= {SCALING_TARGET:g}x", scaling >= SCALING_TARGET
-            rows.append(Row(op.name, t, fp_time, phe_time, gmpy2_time, scaling, target, passed))
+            rows.append(Row(op.name, t, fp_time, op.ref_lib, phe_time, gmpy2_time, scaling, target, passed))
     return rows
 
 
@@ -420,12 +530,13 @@ def fmt_factor(value: float | None) -> str:
     return f"{value:.0f}x" if value >= 100 else f"{value:.2f}x"
 
 
-COLUMNS = ("operation", "threads", "fastpaillier / op", "phe / op (1 thr)", "phe/fp speed-up",
+COLUMNS = ("operation", "threads", "fastpaillier / op", "reference / op (1 thr)", "speed-up vs reference",
            "gmpy2 baseline / op", "scaling vs 1 thr", "target", "result")
 
 
 def table_cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
-    return [(r.operation, str(r.threads), fmt_time(r.fp_time), fmt_time(r.phe_time), fmt_factor(r.ratio),
+    return [(r.operation, str(r.threads), fmt_time(r.fp_time),
+             "-" if r.phe_time is None else f"{fmt_time(r.phe_time)} ({r.ref_lib})", fmt_factor(r.ratio),
              fmt_time(r.gmpy2_time), fmt_factor(r.scaling), r.target or "-", r.verdict) for r in rows]
 
 
@@ -477,7 +588,15 @@ def loaded_gmp_versions() -> dict[str, str]:
     return versions
 
 
-def header_lines(cfg: Config, work: Workload) -> list[str]:
+def load_average() -> str:
+    """The 1-minute load average (Unix), to show whether other work shared the CPUs."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):  # pragma: no cover - non-Unix
+        return "unknown"
+
+
+def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> list[str]:
     from fastpaillier import _native as fp_native
 
     gmp_libs = loaded_gmp_versions()
@@ -489,16 +608,19 @@ def header_lines(cfg: Config, work: Workload) -> list[str]:
         f"Python {platform.python_version()}, numpy {np.__version__}, gmpy2 {gmpy2.version()} "
         f"({gmpy2.mp_version()}), phe {phe.__version__} (uses gmpy2: {phe.util.HAVE_GMP})",
         f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
-        "CPU features used: " + ("AVX-512 IFMA 8-lane Montgomery exponentiation for CRT decryption and "
-                                 "CRT encryption" if fp_native.ifma_enabled() else
+        "CPU features used: " + ("AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52) for CRT decryption, "
+                                 "CRT encryption and the DJN fixed-base tables (mod n^2 and mod p^2, q^2)"
+                                 if fp_native.ifma_enabled() else
                                  "portable GMP path (no AVX-512 IFMA, or FASTPAILLIER_DISABLE_IFMA set)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
+        f"1-minute load average: {load_before} before timing, {load_average()} after "
+        f"(on {usable_cores()} usable CPUs; other work on the machine lowers the 2-thread scaling)",
         f"threads (fastpaillier): {', '.join(map(str, cfg.threads))}; phe and gmpy2: 1 "
         "(phe holds the GIL, so it cannot use more)",
         f"batches: {cfg.exp_batch} ciphertexts (encrypt/decrypt), {cfg.mul_batch} (scalar multiply), "
-        f"{cfg.add_batch} (add), {work.packed_values.size} values in {work.packed.ciphertexts.shape[0]} "
+        f"{cfg.add_batch} (add), {cfg.pool_batch} (online from the pool), {work.packed_values.size} values in {work.packed.ciphertexts.shape[0]} "
         f"ciphertexts (packed: {work.codec!r}); phe/gmpy2: {cfg.phe_batch} exponentiations, "
-        f"{cfg.phe_add_batch} additions; best call over {cfg.reps} "
+        f"{cfg.phe_add_batch} additions; powm kernel: {cfg.powm_batch} exponentiations; best call over {cfg.reps} "
         f"interleaved rounds (cheap calls repeated to fill {cfg.min_seconds:g} s per measurement)",
     ]
 
@@ -508,15 +630,22 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
     lines = [
         "Times are per ciphertext, or per value for the packed rows; phe stores one value per ciphertext, "
         "so its per-value time is its per-ciphertext time (encrypt(int) / decrypt).",
-        "phe/fp speed-up divides phe's 1-thread time by fastpaillier's time on the row's thread count; "
-        "targets on it apply to 1 thread.",
+        "speed-up divides the reference's 1-thread time (phe 1.5, or GMP's mpz_powm for the kernel row) by "
+        "fastpaillier's time on the row's thread count; targets on it apply to 1 thread.",
+        f"DJN rows: the same p, q with h_s from PrivateKey.with_djn(); exponents a of {(cfg.bits + 1) // 2 + 128} "
+        "bits (ceil(|n|/2) + 128), comb tables of 6-bit windows mod n^2 and 5-bit windows mod p^2, q^2, built "
+        "once per key before timing. The pooled row refills the DJN pool (by CRT) outside the timed region "
+        "before every call; its time is the online part only.",
+        f"powm kernel: {work.powm_bases.shape[0]} random bases mod p^2 ({work.powm_mod.bit_length()} bits), one "
+        f"random {work.powm_exp_bits}-bit exponent per base; IFMA: constant-time 8-lane fixed window; GMP: mpz_powm "
+        "(variable time), both called from C++ on the same limb arrays.",
         "scaling = fastpaillier throughput on T threads / on 1 thread; the target (>= "
         f"{SCALING_TARGET:g}x) is stated for T = {SCALING_TARGET_THREADS}.",
         f"Scalar multiplication: every ciphertext times k = {work.scalar} (random, 32 bits), the same k "
         "for fastpaillier, phe and gmpy2.",
         "gmpy2 baselines: powmod(r, n, n^2) (one classic obfuscator) for encryption, a*b mod n^2 for "
         "addition, powmod(c, k, n^2) for scalar multiplication; all on mpz values, 1 thread.",
-        "The packed-encryption target applies to the private-key (CRT) path; the public-key row is informative.",
+        "The packed-encryption targets apply to the private-key (CRT) paths; the public-key rows are informative.",
     ]
     if cfg.bits != TARGET_BITS:
         lines.append(f"The targets are defined for {TARGET_BITS}-bit keys; none is checked at {cfg.bits} bits.")
@@ -528,8 +657,8 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool) -> str:
-    head, tail = header_lines(cfg, work), notes(cfg, work, rows)
+def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool, load_before: str) -> str:
+    head, tail = header_lines(cfg, work, load_before), notes(cfg, work, rows)
     if markdown:
         return "\n".join(["## fastpaillier vs python-paillier (phe) vs gmpy2", "",
                           *(f"- {line}" for line in head), "", render_markdown(rows), "",
@@ -555,8 +684,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ops = operations(keys, work)
     progress(f"timing fastpaillier ({', '.join(map(str, cfg.threads))} threads), phe and gmpy2 "
              f"in {cfg.reps} interleaved rounds ...")
+    load_before = load_average()
     times = measure(keys, work, ops, cfg)
-    print(report(cfg, work, build_rows(ops, cfg, times), args.markdown))
+    print(report(cfg, work, build_rows(ops, cfg, times), args.markdown, load_before))
     return 0
 
 

@@ -61,6 +61,17 @@ bool RandomSource::uniform_nonzero_below(mpz_t x, const mpz_t bound) {
   return true;
 }
 
+bool RandomSource::uniform_bits(mpz_t x, size_t bits) {
+  const size_t bytes = (bits + 7) / 8;
+  std::vector<uint8_t> tmp(bytes);
+  if (!fill(tmp.data(), bytes)) return false;
+  const unsigned excess = static_cast<unsigned>(bytes * 8 - bits);
+  tmp[bytes - 1] &= static_cast<uint8_t>(0xFFu >> excess);  // little-endian top byte
+  mpz_import(x, bytes, -1, 1, 0, 0, tmp.data());
+  std::memset(tmp.data(), 0, bytes);
+  return true;
+}
+
 bool RandomSource::uniform_unit(mpz_t x, const mpz_t n) {
   for (;;) {
     if (!uniform_nonzero_below(x, n)) return false;

@@ -28,6 +28,10 @@ class RandomSource {
   // the number of rejections only, which reveals nothing about x.
   bool uniform_nonzero_below(mpz_t x, const mpz_t bound);
 
+  // Sets x to a uniform integer in [0, 2^bits) (bits >= 1).  Constant time
+  // apart from the kernel call.
+  bool uniform_bits(mpz_t x, size_t bits);
+
   // Sets x to a uniform element of Z_n^*: uniform in [1, n) with gcd(x, n) = 1.
   bool uniform_unit(mpz_t x, const mpz_t n);
 

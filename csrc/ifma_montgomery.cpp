@@ -10,28 +10,29 @@
 #include <cstring>
 #include <memory>
 
+#include "limb_io.hpp"
+
 namespace fp {
 
 #ifndef FP_HAVE_IFMA_BUILD
-// Other architectures: the IFMA path does not exist; ifma_powm8 is never called.
+// Other architectures: the IFMA path does not exist; the kernels are never
+// called and tables stay empty.
 bool IfmaModulus::init(mpz_srcptr) { return false; }
 bool ifma_enabled() { return false; }
 void set_ifma_enabled(bool) {}
+void IfmaFixedBase::init(const IfmaModulus&, mpz_srcptr, mpz_srcptr, size_t, unsigned) {}
 void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
+void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
+  std::abort();
+}
+void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
+  std::abort();
+}
 #else
 
 namespace {
 
-constexpr int kLanes = 8;
-constexpr int kWindow = 5;
 constexpr uint64_t kMask52 = (uint64_t{1} << 52) - 1;
-
-std::atomic<int> g_ifma_state{-1};  // -1 unknown, 0 off, 1 on
-
-bool cpu_has_ifma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
-}
 
 // Writes the D radix-2^52 digits of non-negative x (which must fit) to
 // out[j * stride].
@@ -62,30 +63,70 @@ void from_digits(mpz_ptr x, const uint64_t* in, size_t digits, size_t stride) {
   mpz_limbs_finish(x, n);
 }
 
+constexpr int kLanes = 8;
+constexpr int kWindow = 5;
+
+std::atomic<int> g_ifma_state{-1};  // -1 unknown, 0 off, 1 on
+
+bool cpu_has_ifma() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
+}
+
+// 64-byte aligned scratch of |vectors| __m512i, wiped (it holds secret
+// intermediate values) and freed on scope exit.
+struct VectorBuffer {
+  explicit VectorBuffer(size_t vectors)
+      : ptr(static_cast<__m512i*>(std::aligned_alloc(64, vectors * sizeof(__m512i)))), words(vectors * 8) {
+    if (!ptr) std::abort();
+  }
+  ~VectorBuffer() {
+    volatile uint64_t* w = reinterpret_cast<volatile uint64_t*>(ptr);
+    for (size_t i = 0; i < words; ++i) w[i] = 0;
+    std::free(ptr);
+  }
+  VectorBuffer(const VectorBuffer&) = delete;
+  VectorBuffer& operator=(const VectorBuffer&) = delete;
+  __m512i* ptr;
+  size_t words;
+};
+
 // r = a b R^-1 mod m, almost reduced: a, b < 2m gives r < 2m.  Eight lanes.
-// r may alias a or b.  acc has room for D + 1 vectors.  Fixed sequence of
+// r may alias a or b.  acc has room for D vectors.  Fixed sequence of
 // operations: constant time.
+//
+// One pass per digit b[i] adds a b[i] + m u (u chosen so that the lowest
+// digit becomes 0 mod 2^52) and shifts the accumulator down one digit in the
+// same sweep, so each accumulator digit is loaded and stored once per pass.
+// Digits are not normalized inside the loop: each pass adds at most four
+// terms below 2^52 to a digit, so digits stay below 4 D 2^52 + 2^52 < 2^63
+// for D <= 256.
 __attribute__((target("avx512f,avx512ifma")))
 void amm8(__m512i* r, const __m512i* a, const __m512i* b, const __m512i* m,
           __m512i k0, size_t D, __m512i* acc) {
   const __m512i zero = _mm512_setzero_si512();
   const __m512i mask = _mm512_set1_epi64(static_cast<long long>(kMask52));
-  for (size_t j = 0; j <= D; ++j) acc[j] = zero;
+  for (size_t j = 0; j < D; ++j) acc[j] = zero;
   for (size_t i = 0; i < D; ++i) {
     const __m512i bi = b[i];
-    for (size_t j = 0; j < D; ++j) {
-      acc[j] = _mm512_madd52lo_epu64(acc[j], a[j], bi);
-      acc[j + 1] = _mm512_madd52hi_epu64(acc[j + 1], a[j], bi);
+    __m512i x = _mm512_madd52lo_epu64(acc[0], a[0], bi);
+    const __m512i u = _mm512_and_si512(_mm512_madd52lo_epu64(zero, x, k0), mask);
+    x = _mm512_madd52lo_epu64(x, m[0], u);  // now 0 mod 2^52
+    __m512i carry = _mm512_srli_epi64(x, 52);
+    __m512i prev_a = a[0], prev_m = m[0];
+    for (size_t j = 1; j < D; ++j) {
+      const __m512i aj = a[j], mj = m[j];
+      __m512i y = _mm512_add_epi64(acc[j], carry);
+      y = _mm512_madd52lo_epu64(y, aj, bi);
+      y = _mm512_madd52lo_epu64(y, mj, u);
+      y = _mm512_madd52hi_epu64(y, prev_a, bi);
+      y = _mm512_madd52hi_epu64(y, prev_m, u);
+      acc[j - 1] = y;
+      carry = zero;
+      prev_a = aj;
+      prev_m = mj;
     }
-    const __m512i u = _mm512_and_si512(_mm512_madd52lo_epu64(zero, acc[0], k0), mask);
-    for (size_t j = 0; j < D; ++j) {
-      acc[j] = _mm512_madd52lo_epu64(acc[j], m[j], u);
-      acc[j + 1] = _mm512_madd52hi_epu64(acc[j + 1], m[j], u);
-    }
-    // acc[0] is now 0 mod 2^52: carry its high part and shift down a digit.
-    acc[1] = _mm512_add_epi64(acc[1], _mm512_srli_epi64(acc[0], 52));
-    for (size_t j = 0; j < D; ++j) acc[j] = acc[j + 1];
-    acc[D] = zero;
+    acc[D - 1] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(carry, prev_a, bi), prev_m, u);
   }
   // Normalize digits to 52 bits.  r < 2m < R, so nothing carries out of D.
   __m512i carry = zero;
@@ -111,24 +152,89 @@ void cond_sub8(__m512i* r, const __m512i* x, const __m512i* m, size_t D,
   for (size_t j = 0; j < D; ++j) r[j] = _mm512_mask_mov_epi64(tmp[j], keep_x, x[j]);
 }
 
-// dst = table[index] by scanning every entry (constant time in index).
+// hit[k] = lanes whose index equals k, for k < entries (<= 256).
 __attribute__((target("avx512f,avx512ifma")))
-void select8(__m512i* dst, const __m512i* table, size_t entries, size_t D,
-             uint64_t index) {
-  const __m512i want = _mm512_set1_epi64(static_cast<long long>(index));
-  for (size_t j = 0; j < D; ++j) dst[j] = _mm512_setzero_si512();
+void lane_hits(__mmask8* hit, size_t entries, __m512i index) {
   for (size_t k = 0; k < entries; ++k) {
-    const __mmask8 hit = _mm512_cmpeq_epi64_mask(
-        _mm512_set1_epi64(static_cast<long long>(k)), want);
-    const __m512i* row = table + k * D;
-    for (size_t j = 0; j < D; ++j) dst[j] = _mm512_mask_mov_epi64(dst[j], hit, row[j]);
+    hit[k] = _mm512_cmpeq_epi64_mask(_mm512_set1_epi64(static_cast<long long>(k)), index);
   }
 }
 
-uint64_t window_at(mpz_srcptr e, size_t low_bit, int width) {
-  uint64_t v = 0;
-  for (int b = width - 1; b >= 0; --b) v = (v << 1) | mpz_tstbit(e, low_bit + static_cast<size_t>(b));
-  return v;
+// dst lane l = table[index[l]] for a lane-interleaved table (entries x D
+// vectors), by scanning every entry with a mask: constant time in index.
+__attribute__((target("avx512f,avx512ifma")))
+void select8(__m512i* dst, const __m512i* table, size_t entries, size_t D,
+             __m512i index) {
+  __mmask8 hit[1 << 8];
+  lane_hits(hit, entries, index);
+  for (size_t j = 0; j < D; ++j) {
+    __m512i v = _mm512_setzero_si512();
+    for (size_t k = 0; k < entries; ++k) v = _mm512_mask_mov_epi64(v, hit[k], table[k * D + j]);
+    dst[j] = v;
+  }
+}
+
+// dst lane l = entry index[l] of one comb row shared by all lanes, stored
+// digit-major (row[j * entries + k] = digit j of entry k).  Every entry is
+// read for every lane (masked broadcast): constant time in index.
+__attribute__((target("avx512f,avx512ifma")))
+void select_shared8(__m512i* dst, const uint64_t* row, size_t entries, size_t D,
+                    __m512i index) {
+  __mmask8 hit[1 << 8];
+  lane_hits(hit, entries, index);
+  for (size_t j = 0; j < D; ++j) {
+    const uint64_t* col = row + j * entries;
+    __m512i v = _mm512_setzero_si512();
+    for (size_t k = 0; k < entries; ++k) {
+      v = _mm512_mask_set1_epi64(v, hit[k], static_cast<long long>(col[k]));
+    }
+    dst[j] = v;
+  }
+}
+
+// Exponent windows of 8 lanes: out[w * 8 + l] = bits [w * width, w * width +
+// width) of e[l], for |windows| windows.  Exponents are first padded to a
+// fixed limb count, so the work depends on |windows| only.
+void lane_windows(const mpz_srcptr e[8], size_t windows, unsigned width,
+                  std::vector<uint64_t>& out) {
+  const size_t limbs = (windows * width + 63) / 64 + 1;
+  std::vector<uint64_t> pad(limbs);
+  out.assign(windows * kLanes, 0);
+  for (int l = 0; l < kLanes; ++l) {
+    store(e[l], pad.data(), limbs);
+    for (size_t w = 0; w < windows; ++w) {
+      out[w * kLanes + static_cast<size_t>(l)] = bits_at(pad.data(), limbs, w * width, width);
+    }
+  }
+  std::memset(pad.data(), 0, limbs * sizeof(uint64_t));
+}
+
+// Loads eight values (< m) into lane-interleaved digits.
+__attribute__((target("avx512f,avx512ifma")))
+void load_lanes(__m512i* x, const mpz_srcptr v[8], size_t D, std::vector<uint64_t>& dig) {
+  dig.assign(D * kLanes, 0);
+  for (int l = 0; l < kLanes; ++l) to_digits(v[l], dig.data() + l, D, kLanes);
+  for (size_t j = 0; j < D; ++j) x[j] = _mm512_loadu_si512(dig.data() + j * kLanes);
+}
+
+// out[l] = acc lane l / R mod m, fully reduced.  acc is clobbered; tmp and
+// scratch hold D and D vectors.
+__attribute__((target("avx512f,avx512ifma")))
+void leave_montgomery(mpz_ptr out[8], __m512i* acc, const __m512i* m, __m512i k0,
+                      size_t D, __m512i* tmp, __m512i* scratch, std::vector<uint64_t>& dig) {
+  for (size_t j = 0; j < D; ++j) tmp[j] = _mm512_setzero_si512();
+  tmp[0] = _mm512_set1_epi64(1);
+  amm8(acc, acc, tmp, m, k0, D, scratch);
+  cond_sub8(acc, acc, m, D, tmp);
+  dig.assign(D * kLanes, 0);
+  for (size_t j = 0; j < D; ++j) _mm512_storeu_si512(dig.data() + j * kLanes, acc[j]);
+  for (int l = 0; l < kLanes; ++l) from_digits(out[l], dig.data() + l, D, kLanes);
+  std::memset(dig.data(), 0, dig.size() * sizeof(uint64_t));
+}
+
+__attribute__((target("avx512f,avx512ifma")))
+void broadcast_digits(__m512i* dst, const std::vector<uint64_t>& digits) {
+  for (size_t j = 0; j < digits.size(); ++j) dst[j] = _mm512_set1_epi64(static_cast<long long>(digits[j]));
 }
 
 }  // namespace
@@ -170,57 +276,103 @@ void set_ifma_enabled(bool on) {
   g_ifma_state.store(on && cpu_has_ifma() ? 1 : 0);
 }
 
+void IfmaFixedBase::init(const IfmaModulus& mod, mpz_srcptr modulus, mpz_srcptr base,
+                         size_t exp_bits, unsigned w) {
+  digits = mod.digits;
+  window = w;
+  windows = exp_bits ? (exp_bits + w - 1) / w : 1;
+  const size_t entries = size_t{1} << w;
+  table.assign(windows * entries * digits, 0);
+  std::vector<uint64_t> dig(digits);
+  mpz_t b, x, t;
+  mpz_inits(b, x, t, nullptr);
+  mpz_mod(b, base, modulus);
+  for (size_t i = 0; i < windows; ++i) {
+    uint64_t* row = table.data() + i * entries * digits;
+    mpz_set_ui(x, 1);
+    for (size_t k = 0; k < entries; ++k) {  // x = b^k, stored as b^k R mod m
+      mpz_mul_2exp(t, x, 52 * digits);
+      mpz_mod(t, t, modulus);
+      to_digits(t, dig.data(), digits, 1);
+      for (size_t j = 0; j < digits; ++j) row[j * entries + k] = dig[j];
+      mpz_mul(x, x, b);
+      mpz_mod(x, x, modulus);
+    }
+    mpz_swap(b, x);  // b^(2^w): the base of the next window
+  }
+  mpz_clears(b, x, t, nullptr);
+}
+
 __attribute__((target("avx512f,avx512ifma")))
-void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
-                mpz_ptr out[8]) {
+void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& fb,
+                      const mpz_srcptr e[8], mpz_ptr out[8]) {
+  const size_t D = mod.digits, entries = size_t{1} << fb.window;
+  VectorBuffer buf(5 * D);
+  __m512i* m = buf.ptr;
+  __m512i* acc = m + D;
+  __m512i* tmp = acc + D;
+  __m512i* scratch = tmp + D;  // D vectors
+  broadcast_digits(m, mod.m);
+  const __m512i k0 = _mm512_set1_epi64(static_cast<long long>(mod.k0));
+  std::vector<uint64_t> win, dig;
+  lane_windows(e, fb.windows, static_cast<unsigned>(fb.window), win);
+  const size_t row_size = entries * D;
+  select_shared8(acc, fb.table.data(), entries, D, _mm512_loadu_si512(win.data()));
+  for (size_t i = 1; i < fb.windows; ++i) {
+    select_shared8(tmp, fb.table.data() + i * row_size, entries, D,
+                   _mm512_loadu_si512(win.data() + i * kLanes));
+    amm8(acc, acc, tmp, m, k0, D, scratch);
+  }
+  std::memset(win.data(), 0, win.size() * sizeof(uint64_t));
+  leave_montgomery(out, acc, m, k0, D, tmp, scratch, dig);
+}
+
+__attribute__((target("avx512f,avx512ifma")))
+void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
+                      const mpz_srcptr base[8], mpz_ptr out[8]) {
   const size_t D = mod.digits;
   const size_t entries = size_t{1} << kWindow;
-  // Scratch: m, R mod m, R^2 mod m broadcast; x (base), acc, tmp, table.
-  const size_t vectors = (6 + entries) * D + D + 1;
-  struct Free { void operator()(void* q) const { std::free(q); } };
-  std::unique_ptr<void, Free> buf(std::aligned_alloc(64, vectors * sizeof(__m512i)));
-  if (!buf) std::abort();
-  __m512i* m = static_cast<__m512i*>(buf.get());
+  // m, R mod m, R^2 mod m broadcast; x (base), acc, tmp, scratch, table.
+  VectorBuffer buf((7 + entries) * D);
+  __m512i* m = buf.ptr;
   __m512i* one = m + D;
   __m512i* r2 = one + D;
   __m512i* x = r2 + D;
   __m512i* acc = x + D;
   __m512i* tmp = acc + D;
-  __m512i* table = tmp + D;
-  __m512i* scratch = table + entries * D;  // D + 1 vectors
-  for (size_t j = 0; j < D; ++j) {
-    m[j] = _mm512_set1_epi64(static_cast<long long>(mod.m[j]));
-    one[j] = _mm512_set1_epi64(static_cast<long long>(mod.r_mod[j]));
-    r2[j] = _mm512_set1_epi64(static_cast<long long>(mod.r2_mod[j]));
-  }
+  __m512i* scratch = tmp + D;  // D vectors
+  __m512i* table = scratch + D;
+  broadcast_digits(m, mod.m);
+  broadcast_digits(one, mod.r_mod);
+  broadcast_digits(r2, mod.r2_mod);
   const __m512i k0 = _mm512_set1_epi64(static_cast<long long>(mod.k0));
-  std::vector<uint64_t> dig(D * kLanes);
-  for (int l = 0; l < kLanes; ++l) to_digits(base[l], dig.data() + l, D, kLanes);
-  for (size_t j = 0; j < D; ++j) x[j] = _mm512_loadu_si512(dig.data() + j * kLanes);
+  std::vector<uint64_t> dig, win;
+  load_lanes(x, base, D, dig);
 
   // table[k] = base^k R mod m (almost reduced).
   for (size_t j = 0; j < D; ++j) table[j] = one[j];
   amm8(table + D, x, r2, m, k0, D, scratch);
   for (size_t k = 2; k < entries; ++k) amm8(table + k * D, table + (k - 1) * D, table + D, m, k0, D, scratch);
 
-  // Fixed windows from the top; the schedule depends on bit_length(e) only.
-  const size_t bits = mpz_sizeinbase(e, 2);
-  const size_t windows = (bits + kWindow - 1) / kWindow;
-  size_t low = (windows - 1) * kWindow;
-  select8(acc, table, entries, D, window_at(e, low, kWindow));
-  while (low > 0) {
-    low -= kWindow;
+  // Fixed windows from the top; the schedule depends on |bits| only.
+  const size_t windows = bits ? (bits + kWindow - 1) / kWindow : 1;
+  lane_windows(e, windows, kWindow, win);
+  size_t w = windows - 1;
+  select8(acc, table, entries, D, _mm512_loadu_si512(win.data() + w * kLanes));
+  while (w > 0) {
+    --w;
     for (int s = 0; s < kWindow; ++s) amm8(acc, acc, acc, m, k0, D, scratch);
-    select8(tmp, table, entries, D, window_at(e, low, kWindow));
+    select8(tmp, table, entries, D, _mm512_loadu_si512(win.data() + w * kLanes));
     amm8(acc, acc, tmp, m, k0, D, scratch);
   }
-  // Leave Montgomery form (multiply by 1), then reduce fully below m.
-  for (size_t j = 0; j < D; ++j) tmp[j] = _mm512_setzero_si512();
-  tmp[0] = _mm512_set1_epi64(1);
-  amm8(acc, acc, tmp, m, k0, D, scratch);
-  cond_sub8(acc, acc, m, D, tmp);
-  for (size_t j = 0; j < D; ++j) _mm512_storeu_si512(dig.data() + j * kLanes, acc[j]);
-  for (int l = 0; l < kLanes; ++l) from_digits(out[l], dig.data() + l, D, kLanes);
+  std::memset(win.data(), 0, win.size() * sizeof(uint64_t));
+  leave_montgomery(out, acc, m, k0, D, tmp, scratch, dig);
+}
+
+void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
+                mpz_ptr out[8]) {
+  const mpz_srcptr es[8] = {e, e, e, e, e, e, e, e};
+  ifma_powm8_lanes(mod, es, mpz_sizeinbase(e, 2), base, out);
 }
 
 #endif  // FP_HAVE_IFMA_BUILD

@@ -38,4 +38,31 @@ void set_ifma_enabled(bool on);  // tests force the portable path with false
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
                 mpz_ptr out[8]);
 
+// As ifma_powm8 with one exponent per lane, each below 2^bits: the window
+// schedule depends on |bits| only, never on the exponents' values.
+void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
+                      const mpz_srcptr base[8], mpz_ptr out[8]);
+
+// Fixed-base comb table of one base g modulo m (Lim-Lee style, one row per
+// window): entry (i, k) = g^(k 2^(w i)) R mod m for windows i < ceil(bits / w)
+// and digits k < 2^w, in radix 2^52, D digits each.  Rows are stored
+// digit-major (row[j 2^w + k] = digit j of entry k) and shared by all lanes.
+// Size: windows 2^w D 8 bytes (7.8 MB for a 4096-bit m, 1152-bit
+// exponents, w = 6).  Built once per key with GMP; read-only afterwards, so
+// any number of threads may use it.
+struct IfmaFixedBase {
+  size_t digits = 0, window = 0, windows = 0;
+  std::vector<uint64_t> table;
+  void init(const IfmaModulus& mod, mpz_srcptr modulus, mpz_srcptr base,
+            size_t exp_bits, unsigned window);
+};
+
+// out[l] = g^e[l] mod m for 8 lanes, e[l] < 2^(w windows): one Montgomery
+// product per window and no squarings.  Constant time in the e[l]: each
+// window reads every entry of its row for every lane (masked broadcasts) and
+// the sequence of operations depends on the table's shape only.  Requires
+// ifma_enabled().
+void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table,
+                      const mpz_srcptr e[8], mpz_ptr out[8]);
+
 }  // namespace fp

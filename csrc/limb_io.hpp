@@ -31,4 +31,15 @@ inline void store(mpz_srcptr x, uint64_t* out, size_t limbs) {
   if (limbs > size) std::memset(out + size, 0, (limbs - size) * sizeof(uint64_t));
 }
 
+// Bits [low, low + width) of the little-endian limb array x of |limbs|
+// limbs (zero beyond it), width <= 32.  Branches on positions only, never on
+// the value, so secret exponents padded to a fixed limb count (with store)
+// are read in constant time.
+inline uint64_t bits_at(const uint64_t* x, size_t limbs, size_t low, unsigned width) {
+  const size_t limb = low / 64, shift = low % 64;
+  uint64_t v = limb < limbs ? x[limb] >> shift : 0;
+  if (shift + width > 64 && limb + 1 < limbs) v |= x[limb + 1] << (64 - shift);
+  return v & ((uint64_t{1} << width) - 1);
+}
+
 }  // namespace fp

@@ -17,7 +17,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
+#include "fixed_base.hpp"
 #include "ifma_montgomery.hpp"
 
 namespace fp {
@@ -50,6 +52,48 @@ class PrivateContext {
   IfmaModulus ifma_psq, ifma_qsq;  // radix-2^52 constants for the IFMA path
 };
 
+// ---- DJN fixed-base randomness -------------------------------------------
+//
+// Damgard, Jurik and Nielsen (2010), section 4.2: the key owner picks x
+// uniform in Z_n^*, sets h = -x^2 mod n and publishes h_s = h^n mod n^2.  An
+// encryption then uses the obfuscator h_s^a mod n^2 = (h^a)^n mod n^2 with a
+// short uniform exponent a instead of r^n with r uniform in Z_n^*; h_s is a
+// fixed base, so h_s^a comes from a precomputed comb table (fixed_base.hpp).
+
+// Bits of the DJN exponent a for an n of |n_bits| bits:
+// ceil(n_bits / 2) + kDjnMarginBits (1152 for a 2048-bit n).
+constexpr size_t kDjnMarginBits = 128;
+size_t djn_exponent_bits(size_t n_bits);
+
+// The public key's DJN table: h_s mod n^2 for exponents of
+// djn_exponent_bits(|n|) bits, 6-bit windows (7.8 MB with IFMA, 6.3 MB
+// portable, for a 2048-bit n; each built on first use, about 0.2 s).  Read-only once
+// built; shared by all threads.
+class DjnContext {
+ public:
+  DjnContext(const PublicContext& pub, const uint64_t* hs, size_t hs_limbs);
+  size_t exp_bits;
+  std::unique_ptr<FixedBaseTable> table;
+};
+
+// The private key's DJN tables: h_s mod p^2 and h_s mod q^2.  h_s is an n-th
+// residue, so its order mod p^2 divides p - 1 (Z_{p^2}^* is cyclic of order
+// p(p-1) and h_s = h^(pq)); exponents are reduced mod p - 1 (q - 1) and the
+// tables cover bit_length(p) (bit_length(q)) bits, 5-bit windows (2.1 MB
+// each with IFMA for a 2048-bit n).  The caller must have
+// checked that h_s is an n-th residue (decrypts to 0).
+class DjnCrtContext {
+ public:
+  DjnCrtContext(const PrivateContext& priv, const uint64_t* hs, size_t hs_limbs);
+  size_t exp_bits;
+  std::unique_ptr<FixedBaseTable> table_p, table_q;
+};
+
+// out (pub.nsq_limbs limbs) = a fresh h_s = (-x^2 mod n)^n mod n^2 with x
+// uniform in Z_n^* from the kernel CSPRNG (x is wiped).  Returns false if the
+// CSPRNG failed.  Variable time: h_s is public and x is discarded.
+bool djn_generate_base(const PublicContext& pub, uint64_t* out);
+
 // ---- encryption -----------------------------------------------------------
 
 // out[i] = (1 + m[i] n) r^n mod n^2 with a fresh r uniform in Z_n^*.
@@ -74,6 +118,45 @@ void encrypt_with_r(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
 void encrypt_with_r_crt(const PrivateContext& priv, const uint64_t* m,
                         size_t m_limbs, const uint64_t* r, size_t r_limbs,
                         size_t count, uint64_t* out, int threads);
+
+// out[i] = (1 + m[i] n) h_s^a mod n^2 with a fresh a uniform in
+// [0, 2^djn.exp_bits): one fixed-base exponentiation, eight rows at a time
+// with IFMA.  Constant time in a (comb table scans, see fixed_base.hpp).
+// Returns -1, or the first row whose randomness could not be drawn.
+long encrypt_djn(const PublicContext& pub, const DjnContext& djn, const uint64_t* m,
+                 size_t m_limbs, size_t count, uint64_t* out, int threads);
+
+// The same ciphertext distribution with the private key: h_s^(a mod p-1) mod
+// p^2 and h_s^(a mod q-1) mod q^2 from the CRT tables (IFMA when enabled),
+// recombined by CRT.  Constant time in a apart from the two reductions
+// a mod p-1, a mod q-1 (GMP divisions, timing by operand length).
+long encrypt_djn_crt(const PrivateContext& priv, const DjnCrtContext& djn, const uint64_t* m,
+                     size_t m_limbs, size_t count, uint64_t* out, int threads);
+
+// Known-answer paths for tests: the exponents a come from rows of |a_limbs|
+// limbs, each < 2^djn.exp_bits (checked by the caller).
+void encrypt_djn_with_a(const PublicContext& pub, const DjnContext& djn, const uint64_t* m,
+                        size_t m_limbs, const uint64_t* a, size_t a_limbs, size_t count,
+                        uint64_t* out, int threads);
+void encrypt_djn_crt_with_a(const PrivateContext& priv, const DjnCrtContext& djn,
+                            const uint64_t* m, size_t m_limbs, const uint64_t* a,
+                            size_t a_limbs, size_t count, uint64_t* out, int threads);
+
+// out[i] = c[i] * h_s^a mod n^2 with fresh a (public tables or CRT tables).
+long rerandomize_djn(const PublicContext& pub, const DjnContext& djn, const uint64_t* c,
+                     size_t count, uint64_t* out, int threads);
+long rerandomize_djn_crt(const PrivateContext& priv, const DjnCrtContext& djn,
+                         const uint64_t* c, size_t count, uint64_t* out, int threads);
+
+// Benchmark kernel: out[i] = base[i]^e[i] mod m for |count| rows (each of
+// m_limbs limbs, bases < m, exponents below 2^e_bits), with the 8-lane IFMA
+// exponentiation where ifma_enabled(), else mpz_powm_sec.
+void batch_powm(const uint64_t* base, const uint64_t* e, size_t e_limbs, size_t e_bits,
+                const uint64_t* m, size_t m_limbs, size_t count, uint64_t* out, int threads);
+
+// The same with GMP's variable-time mpz_powm (the reference it is measured against).
+void batch_powm_gmp(const uint64_t* base, const uint64_t* e, size_t e_limbs,
+                    const uint64_t* m, size_t m_limbs, size_t count, uint64_t* out, int threads);
 
 // out[i] = c[i] * s^n mod n^2 with fresh s (public key) ...
 long rerandomize_public(const PublicContext& pub, const uint64_t* c,

@@ -25,6 +25,24 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
         PrivateContext(const uint64_t* p, const uint64_t* q, size_t half_limbs,
                        const uint64_t* n, size_t n_limbs) except +
 
+    cdef cppclass DjnContext:
+        DjnContext(const PublicContext& pub, const uint64_t* hs, size_t hs_limbs) except +
+        size_t exp_bits
+
+    cdef cppclass DjnCrtContext:
+        DjnCrtContext(const PrivateContext& priv, const uint64_t* hs, size_t hs_limbs) except +
+        size_t exp_bits
+
+    size_t c_djn_exponent_bits "fp::djn_exponent_bits"(size_t)
+    bint c_djn_generate_base "fp::djn_generate_base"(const PublicContext&, uint64_t*)
+    long c_encrypt_djn "fp::encrypt_djn"(const PublicContext&, const DjnContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
+    long c_encrypt_djn_crt "fp::encrypt_djn_crt"(const PrivateContext&, const DjnCrtContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_encrypt_djn_with_a "fp::encrypt_djn_with_a"(const PublicContext&, const DjnContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_encrypt_djn_crt_with_a "fp::encrypt_djn_crt_with_a"(const PrivateContext&, const DjnCrtContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
+    long c_rerandomize_djn "fp::rerandomize_djn"(const PublicContext&, const DjnContext&, const uint64_t*, size_t, uint64_t*, int)
+    long c_rerandomize_djn_crt "fp::rerandomize_djn_crt"(const PrivateContext&, const DjnCrtContext&, const uint64_t*, size_t, uint64_t*, int)
+    void c_batch_powm "fp::batch_powm"(const uint64_t*, const uint64_t*, size_t, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
+    void c_batch_powm_gmp "fp::batch_powm_gmp"(const uint64_t*, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
     long c_encrypt_public "fp::encrypt_public"(const PublicContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
     long c_encrypt_private "fp::encrypt_private"(const PrivateContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
     void c_encrypt_with_r "fp::encrypt_with_r"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
@@ -103,6 +121,165 @@ cdef class PrivateCtx:
 
     def __dealloc__(self):
         del self.ptr
+
+
+cdef class DjnCtx:
+    """A public key's DJN comb table of h_s mod n^2 (built in C++ on first use)."""
+    cdef DjnContext* ptr
+    cdef readonly PublicCtx pub
+
+    def __cinit__(self, PublicCtx pub not None, const uint64_t[::1] hs not None):
+        if <size_t>hs.shape[0] != pub.ptr.nsq_limbs:
+            raise ValueError("h_s must have nsq_limbs limbs")
+        self.pub = pub
+        self.ptr = new DjnContext(pub.ptr[0], &hs[0], hs.shape[0])
+
+    def __dealloc__(self):
+        del self.ptr
+
+    @property
+    def exp_bits(self):
+        return self.ptr.exp_bits
+
+
+cdef class DjnCrtCtx:
+    """A private key's DJN comb tables of h_s mod p^2 and mod q^2."""
+    cdef DjnCrtContext* ptr
+    cdef readonly PrivateCtx priv
+
+    def __cinit__(self, PrivateCtx priv not None, const uint64_t[::1] hs not None):
+        if <size_t>hs.shape[0] != priv.nsq_limbs:
+            raise ValueError("h_s must have nsq_limbs limbs")
+        self.priv = priv
+        self.ptr = new DjnCrtContext(priv.ptr[0], &hs[0], hs.shape[0])
+
+    def __dealloc__(self):
+        del self.ptr
+
+    @property
+    def exp_bits(self):
+        return self.ptr.exp_bits
+
+
+def djn_exponent_bits(size_t n_bits):
+    """Bits of the DJN exponent a for an n of n_bits bits."""
+    return c_djn_exponent_bits(n_bits)
+
+
+def djn_generate_base(PublicCtx ctx):
+    """A fresh h_s = (-x^2 mod n)^n mod n^2 as an nsq_limbs row."""
+    out = np.zeros(ctx.ptr.nsq_limbs, dtype=np.uint64)
+    cdef uint64_t[::1] o = out
+    cdef bint ok
+    with nogil:
+        ok = c_djn_generate_base(ctx.ptr[0], &o[0])
+    if not ok:
+        raise RandomnessError("the operating system's random number generator failed (getrandom)")
+    return out
+
+
+def encrypt_djn(DjnCtx djn, const uint64_t[:, ::1] m not None, int threads):
+    cdef size_t count = m.shape[0], ml = m.shape[1]
+    out = _rows(count, djn.pub.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_encrypt_djn(djn.pub.ptr[0], djn.ptr[0], &m[0, 0], ml, count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def encrypt_djn_crt(DjnCrtCtx djn, const uint64_t[:, ::1] m not None, int threads):
+    cdef size_t count = m.shape[0], ml = m.shape[1]
+    out = _rows(count, djn.priv.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_encrypt_djn_crt(djn.priv.ptr[0], djn.ptr[0], &m[0, 0], ml, count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def encrypt_djn_with_a(DjnCtx djn, const uint64_t[:, ::1] m not None,
+                       const uint64_t[:, ::1] a not None, int threads):
+    cdef size_t count = m.shape[0]
+    if a.shape[0] != count:
+        raise ValueError("m and a must have the same number of rows")
+    out = _rows(count, djn.pub.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_encrypt_djn_with_a(djn.pub.ptr[0], djn.ptr[0], &m[0, 0], m.shape[1], &a[0, 0], a.shape[1],
+                             count, &o[0, 0], threads)
+    return out
+
+
+def encrypt_djn_crt_with_a(DjnCrtCtx djn, const uint64_t[:, ::1] m not None,
+                           const uint64_t[:, ::1] a not None, int threads):
+    cdef size_t count = m.shape[0]
+    if a.shape[0] != count:
+        raise ValueError("m and a must have the same number of rows")
+    out = _rows(count, djn.priv.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_encrypt_djn_crt_with_a(djn.priv.ptr[0], djn.ptr[0], &m[0, 0], m.shape[1], &a[0, 0], a.shape[1],
+                                 count, &o[0, 0], threads)
+    return out
+
+
+def rerandomize_djn(DjnCtx djn, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, djn.pub.ptr.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_rerandomize_djn(djn.pub.ptr[0], djn.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def rerandomize_djn_crt(DjnCrtCtx djn, const uint64_t[:, ::1] c not None, int threads):
+    cdef size_t count = c.shape[0]
+    out = _rows(count, djn.priv.nsq_limbs)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    cdef long failed
+    with nogil:
+        failed = c_rerandomize_djn_crt(djn.priv.ptr[0], djn.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    _check_random(failed)
+    return out
+
+
+def bench_powm(const uint64_t[:, ::1] bases not None, const uint64_t[:, ::1] exps not None,
+               const uint64_t[::1] mod not None, size_t exp_bits, bint gmp, int threads):
+    """Benchmark/test kernel: bases[i]^exps[i] mod mod, rows of len(mod) limbs, bases < mod.
+
+    gmp=False: the 8-lane IFMA exponentiation (mpz_powm_sec without IFMA), exponents below
+    2^exp_bits; gmp=True: GMP's mpz_powm, one row at a time.
+    """
+    cdef size_t count = bases.shape[0], ml = mod.shape[0]
+    if exps.shape[0] != count or <size_t>bases.shape[1] != ml or ml == 0 or mod[ml - 1] == 0 or mod[0] % 2 == 0:
+        raise ValueError("need one exponent per base, base rows of len(mod) limbs, an odd mod with a nonzero top limb")
+    out = _rows(count, ml)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        if gmp:
+            c_batch_powm_gmp(&bases[0, 0], &exps[0, 0], exps.shape[1], &mod[0], ml, count, &o[0, 0], threads)
+        else:
+            c_batch_powm(&bases[0, 0], &exps[0, 0], exps.shape[1], exp_bits, &mod[0], ml, count, &o[0, 0], threads)
+    return out
 
 
 cdef inline object _rows(size_t count, size_t limbs):

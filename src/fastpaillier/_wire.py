@@ -11,6 +11,15 @@ Every object starts with the same 40-byte header::
 followed by a kind-specific body of little-endian fixed-size fields and
 length-prefixed (u32) big-endian integers.  Readers reject truncation and
 trailing bytes and never allocate more than the input holds.
+
+Key bodies may end with optional extensions, each a u8 tag and a u32-prefixed
+big-endian integer, at most one per tag: EXT_DJN_BASE carries the DJN value
+h_s of a key with fixed-base randomness.  A key without extensions has the
+same bytes as before extensions existed, so every older key still loads;
+readers reject unknown tags (so a build without DJN refuses a DJN key as
+trailing data instead of silently dropping h_s).  The fingerprint covers n
+only: it names the modulus, and ciphertexts made with either kind of
+randomness decrypt and combine alike under it.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ KIND_PRIVATE_KEY = 2
 KIND_ENCRYPTED_ARRAY = 3
 KIND_NAMES = {KIND_PUBLIC_KEY: "public key", KIND_PRIVATE_KEY: "private key",
               KIND_ENCRYPTED_ARRAY: "encrypted array"}
+
+EXT_DJN_BASE = 1
+EXTENSION_NAMES = {EXT_DJN_BASE: "DJN base h_s"}
 
 _HEADER = struct.Struct("<4sBBH32s")
 
@@ -46,6 +58,11 @@ def u32_bigint(x: int) -> bytes:
     """A non-negative int as u32 length + big-endian bytes."""
     raw = x.to_bytes((x.bit_length() + 7) // 8, "big")
     return struct.pack("<I", len(raw)) + raw
+
+
+def extension(tag: int, value: int) -> bytes:
+    """An optional key-body extension: u8 tag + u32-prefixed big-endian integer."""
+    return struct.pack("<B", tag) + u32_bigint(value)
 
 
 class Reader:
@@ -83,6 +100,19 @@ class Reader:
         if length > max_bytes:
             raise SerializationError(f"{self._what}: integer field of {length} bytes exceeds {max_bytes}")
         return int.from_bytes(self.take(length), "big")
+
+    def extensions(self, max_bytes: int) -> dict[int, int]:
+        """Reads optional extensions up to the end of the data: tag -> integer."""
+        found: dict[int, int] = {}
+        while self.remaining():
+            (tag,) = self.unpack("B")
+            if tag not in EXTENSION_NAMES:
+                raise SerializationError(
+                    f"{self._what}: unknown extension tag {tag} (trailing or corrupted data, or a newer format)")
+            if tag in found:
+                raise SerializationError(f"{self._what}: duplicate {EXTENSION_NAMES[tag]} extension")
+            found[tag] = self.bigint(max_bytes)
+        return found
 
     def header(self, kind: int) -> bytes:
         """Checks magic, version and kind; returns the key fingerprint."""

@@ -124,9 +124,12 @@ class Codec(abc.ABC):
         """Summands after multiplying by an integer scalar; raises if not exact."""
         return self.check_summands(summands * abs(scalar), f"multiplying by {scalar}")
 
-    def encrypt(self, values: object, key: "PublicKey | PrivateKey", *,
-                threads: int | None = None) -> "EncryptedArray":
-        """Encodes and encrypts a real array; a PrivateKey encrypts faster by CRT."""
+    def encrypt(self, values: object, key: "PublicKey | PrivateKey", *, threads: int | None = None,
+                randomness: str | None = None) -> "EncryptedArray":
+        """Encodes and encrypts a real array; a PrivateKey encrypts faster by CRT.
+
+        randomness: "classic", "djn" or None for the key's default (see PublicKey.encrypt).
+        """
         from .keys import PrivateKey, PublicKey
 
         if not isinstance(key, (PrivateKey, PublicKey)):
@@ -135,7 +138,7 @@ class Codec(abc.ABC):
         if pk != self._public_key:
             raise KeyMismatchError("key does not match the codec's public key")
         rows, shape, dtype = self.encode(values)
-        return key._encrypt_rows(rows, shape, threads, codec=self, summands=1, dtype=dtype)
+        return key._encrypt_rows(rows, shape, threads, randomness, codec=self, summands=1, dtype=dtype)
 
     def decrypt(self, array: "EncryptedArray", private_key: "PrivateKey", *,
                 threads: int | None = None) -> np.ndarray:

@@ -290,20 +290,30 @@ class EncryptedArray:
             data = _native.product_of_groups(ctx, gathered, group, t)
         return self._like(data, out_shape, summands)
 
-    def rerandomize(self, key: "PublicKey | PrivateKey | None" = None, *,
-                    threads: int | None = None) -> "EncryptedArray":
-        """Multiplies every ciphertext by a fresh encryption of 0 (CRT-fast with a PrivateKey)."""
-        from .keys import PrivateKey, PublicKey
+    def rerandomize(self, key: "PublicKey | PrivateKey | None" = None, *, threads: int | None = None,
+                    randomness: str | None = None) -> "EncryptedArray":
+        """Multiplies every ciphertext by a fresh encryption of 0 (CRT-fast with a PrivateKey).
+
+        randomness: "classic", "djn" or None for the key's default (key None: the array's key).
+        """
+        from .keys import DJN, PrivateKey, PublicKey
 
         t = resolve_threads(threads)
         if key is None or isinstance(key, PublicKey):
             if key is not None and key != self._public_key:
                 raise KeyMismatchError("key does not match the array's public key")
-            data = _native.rerandomize_public(self._public_key._ctx, self._data, t)
+            pk = self._public_key if key is None else key
+            if pk._randomness(randomness) == DJN:
+                data = _native.rerandomize_djn(pk._djn(), self._data, t)
+            else:
+                data = _native.rerandomize_public(pk._ctx, self._data, t)
         elif isinstance(key, PrivateKey):
             if key.public_key != self._public_key:
                 raise KeyMismatchError("key does not match the array's public key")
-            data = _native.rerandomize_private(key._ctx, self._data, t)
+            if key.public_key._randomness(randomness) == DJN:
+                data = _native.rerandomize_djn_crt(key._djn_crt(), self._data, t)
+            else:
+                data = _native.rerandomize_private(key._ctx, self._data, t)
         else:
             raise InvalidArgumentError(f"key must be a PublicKey, PrivateKey or None, got {type(key).__name__}")
         return self._like(data, self._shape, self._summands)

@@ -22,6 +22,10 @@ MIN_SECURE_BITS = 2048
 MAX_KEY_BITS = 16384
 _PRIME_CHECK_ROUNDS = 30
 
+CLASSIC = "classic"
+DJN = "djn"
+RANDOMNESS_KINDS = (CLASSIC, DJN)
+
 
 def _check_bits(bits: int, insecure: bool, what: str) -> None:
     if bits < MIN_SECURE_BITS and not insecure:
@@ -38,12 +42,31 @@ def _require_int(value: object, name: str) -> int:
     return int(value)
 
 
+def _check_randomness_name(randomness: object) -> str:
+    if randomness not in RANDOMNESS_KINDS:
+        raise InvalidArgumentError(
+            f"randomness must be one of {RANDOMNESS_KINDS} (or None for the key's default), got {randomness!r}")
+    return str(randomness)
+
+
+def _check_djn_base(n: int, djn_base: object) -> int:
+    """h_s as an int after the checks possible without the factors: a unit of Z_{n^2} other than +-1."""
+    h = _require_int(djn_base, "djn_base")
+    nsq = n * n
+    if not 1 < h < nsq - 1 or math.gcd(h, n) != 1:
+        raise InvalidKeyError(
+            "djn_base must be a unit of Z_{n^2} other than 1 and n^2 - 1 (corrupted or made for another "
+            "key); create a fresh one with PrivateKey.with_djn()")
+    return h
+
+
 class PublicKey:
-    """A Paillier public key (n, g = n + 1) with its precomputed native context."""
+    """A Paillier public key (n, g = n + 1), optionally with a DJN base h_s, and its native context."""
 
-    __slots__ = ("_n", "_nsquare", "_n_limbs", "_nsq_limbs", "_n_row", "_ctx", "_fingerprint", "_pool")
+    __slots__ = ("_n", "_nsquare", "_n_limbs", "_nsq_limbs", "_n_row", "_ctx", "_fingerprint", "_pool",
+                 "_djn_base", "_djn_row", "_djn_ctx", "_djn_pool", "_lock")
 
-    def __init__(self, n: int, *, insecure: bool = False) -> None:
+    def __init__(self, n: int, *, insecure: bool = False, djn_base: int | None = None) -> None:
         n = _require_int(n, "n")
         if n < 15 or n % 2 == 0:
             raise InvalidKeyError(f"n must be an odd composite >= 15, got {n}")
@@ -56,6 +79,11 @@ class PublicKey:
         self._ctx = _native.PublicCtx(self._n_row)
         self._fingerprint = _wire.key_fingerprint(n)
         self._pool = ObfuscatorPool(self)
+        self._djn_base = None if djn_base is None else _check_djn_base(n, djn_base)
+        self._djn_row = None if djn_base is None else _limbs.int_to_limbs(self._djn_base, self._nsq_limbs)
+        self._djn_ctx: _native.DjnCtx | None = None
+        self._djn_pool = ObfuscatorPool(self, DJN)
+        self._lock = threading.Lock()
 
     @property
     def n(self) -> int:
@@ -89,8 +117,18 @@ class PublicKey:
 
     @property
     def fingerprint(self) -> bytes:
-        """SHA-256 fingerprint of n; identifies the key in serialized data."""
+        """SHA-256 fingerprint of n; identifies the key in serialized data (h_s is not part of it)."""
         return self._fingerprint
+
+    @property
+    def djn_base(self) -> int | None:
+        """The DJN value h_s = (-x^2)^n mod n^2 for fixed-base randomness, or None."""
+        return self._djn_base
+
+    @property
+    def randomness(self) -> str:
+        """Default randomness of this key's encryptions: "djn" when it carries h_s, else "classic"."""
+        return CLASSIC if self._djn_base is None else DJN
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and other._n == self._n
@@ -99,40 +137,70 @@ class PublicKey:
         return hash(self._fingerprint)
 
     def __repr__(self) -> str:
-        return f"<PublicKey {self.bits} bits, fingerprint {self._fingerprint.hex()[:16]}>"
+        djn = ", DJN randomness" if self._djn_base is not None else ""
+        return f"<PublicKey {self.bits} bits{djn}, fingerprint {self._fingerprint.hex()[:16]}>"
 
-    def encrypt(self, plaintexts: object, *, threads: int | None = None) -> "EncryptedArray":
-        """Encrypts integers 0 <= m < n (an int, a numpy integer array or an array of ints)."""
+    def encrypt(self, plaintexts: object, *, threads: int | None = None,
+                randomness: str | None = None) -> "EncryptedArray":
+        """Encrypts integers 0 <= m < n (an int, a numpy integer array or an array of ints).
+
+        randomness: "classic" (r^n), "djn" (h_s^a, needs djn_base) or None for self.randomness.
+        """
         rows, shape = _plaintext.integer_rows(self, plaintexts, "plaintexts")
-        return self._encrypt_rows(rows, shape, threads)
+        return self._encrypt_rows(rows, shape, threads, randomness)
 
     def encrypt_limbs(self, rows: np.ndarray, shape: tuple[int, ...] | None = None, *,
-                      threads: int | None = None) -> "EncryptedArray":
+                      threads: int | None = None, randomness: str | None = None) -> "EncryptedArray":
         """Encrypts big-integer plaintexts given as an (N, limbs) uint64 array."""
         rows = _plaintext.limb_rows(self, rows, "rows")
-        return self._encrypt_rows(rows, _checked_shape(shape, rows.shape[0]), threads)
+        return self._encrypt_rows(rows, _checked_shape(shape, rows.shape[0]), threads, randomness)
 
     def _encrypt_rows(self, rows: np.ndarray, shape: tuple[int, ...], threads: int | None,
-                      **meta: Any) -> "EncryptedArray":
-        return _encrypt_rows(self, None, rows, shape, threads, meta)
+                      randomness: str | None = None, **meta: Any) -> "EncryptedArray":
+        return _encrypt_rows(self, None, rows, shape, threads, randomness, meta)
+
+    def _randomness(self, randomness: object) -> str:
+        """Resolves None to the key's default; refuses "djn" on a key without h_s."""
+        if randomness is None:
+            return self.randomness
+        kind = _check_randomness_name(randomness)
+        if kind == DJN and self._djn_base is None:
+            raise InvalidArgumentError(
+                "randomness='djn' needs a key with a DJN base h_s; create one with "
+                "generate_keypair(bits, randomness='djn') or private_key.with_djn()")
+        return kind
+
+    def _djn(self) -> _native.DjnCtx:
+        """The native DJN context (its comb table is built on first use)."""
+        with self._lock:
+            if self._djn_ctx is None:
+                self._djn_ctx = _native.DjnCtx(self._ctx, self._djn_row)
+            return self._djn_ctx
+
+    def _pool_for(self, randomness: str) -> ObfuscatorPool:
+        return self._djn_pool if randomness == DJN else self._pool
 
     @property
     def obfuscators_available(self) -> int:
-        """Precomputed obfuscators waiting in this key's pool."""
-        return len(self._pool)
+        """Precomputed obfuscators waiting in this key's pools (classic and DJN together)."""
+        return len(self._pool) + len(self._djn_pool)
 
-    def precompute_obfuscators(self, count: int, *, threads: int | None = None,
-                               background: bool = True) -> threading.Thread | None:
-        """Adds `count` obfuscators r^n mod n^2 to the pool that later encryptions drain first.
+    def precompute_obfuscators(self, count: int, *, threads: int | None = None, background: bool = True,
+                               randomness: str | None = None) -> threading.Thread | None:
+        """Adds `count` obfuscators (encryptions of 0) to the pool that later encryptions drain first.
 
-        With background=True the work runs on a daemon thread (returned, so it can be
-        joined) while the caller goes on, e.g. training a model.
+        randomness picks r^n ("classic") or h_s^a ("djn"); None is self.randomness.  Each kind
+        has its own pool, drained only by encryptions of that kind.  With background=True the
+        work runs on a daemon thread (returned, so it can be joined) while the caller goes on,
+        e.g. training a model.
         """
-        return _start_fill(self._pool, count, None, threads, background)
+        kind = self._randomness(randomness)
+        return _start_fill(self._pool_for(kind), count, None, threads, background)
 
     def to_bytes(self) -> bytes:
-        """Versioned binary encoding (magic, version, kind, fingerprint, n)."""
-        return _wire.header(_wire.KIND_PUBLIC_KEY, self._fingerprint) + _wire.u32_bigint(self._n)
+        """Versioned binary encoding (magic, version, kind, fingerprint, n[, h_s extension])."""
+        return (_wire.header(_wire.KIND_PUBLIC_KEY, self._fingerprint) + _wire.u32_bigint(self._n)
+                + _djn_extension(self._djn_base))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, insecure: bool = False) -> "PublicKey":
@@ -140,9 +208,10 @@ class PublicKey:
         reader = _wire.Reader(data, "public key")
         fingerprint = reader.header(_wire.KIND_PUBLIC_KEY)
         n = reader.bigint(MAX_KEY_BITS // 8)
+        djn_base = reader.extensions(MAX_KEY_BITS // 4).get(_wire.EXT_DJN_BASE)
         reader.finish()
         try:
-            key = cls(n, insecure=insecure)
+            key = cls(n, insecure=insecure, djn_base=djn_base)
         except InsecureKeyError:
             raise
         except InvalidKeyError as exc:
@@ -163,14 +232,32 @@ class PublicKey:
             return cls.from_bytes(f.read(), insecure=insecure)
 
 
+def _djn_extension(djn_base: int | None) -> bytes:
+    return b"" if djn_base is None else _wire.extension(_wire.EXT_DJN_BASE, djn_base)
+
+
+def _fresh_obfuscated(public_key: PublicKey, private_key: "PrivateKey | None", rows: np.ndarray,
+                      randomness: str, threads: int) -> np.ndarray:
+    """(1 + m n) * fresh obfuscator mod n^2 for plaintext rows m: classic or DJN, CRT with a private key."""
+    if randomness == DJN:
+        if private_key is not None:
+            return _native.encrypt_djn_crt(private_key._djn_crt(), rows, threads)
+        return _native.encrypt_djn(public_key._djn(), rows, threads)
+    if private_key is not None:
+        return _native.encrypt_private(private_key._ctx, rows, threads)
+    return _native.encrypt_public(public_key._ctx, rows, threads)
+
+
 def _encrypt_rows(public_key: PublicKey, private_key: "PrivateKey | None", rows: np.ndarray,
-                  shape: tuple[int, ...], threads: int | None, meta: dict) -> "EncryptedArray":
+                  shape: tuple[int, ...], threads: int | None, randomness: str | None,
+                  meta: dict) -> "EncryptedArray":
     """Encrypts plaintext rows: pooled obfuscators first (one multiplication each), fresh ones after."""
     from .encrypted_array import EncryptedArray
 
+    kind = public_key._randomness(randomness)
     t = resolve_threads(threads)
     count = rows.shape[0]
-    pooled = public_key._pool.take(count)
+    pooled = public_key._pool_for(kind).take(count)
     used = pooled.shape[0]
     parts = []
     if used:
@@ -178,10 +265,7 @@ def _encrypt_rows(public_key: PublicKey, private_key: "PrivateKey | None", rows:
         pooled.fill(0)  # consumed: never reused
     if used < count or count == 0:
         rest = np.ascontiguousarray(rows[used:])
-        if private_key is not None:
-            parts.append(_native.encrypt_private(private_key._ctx, rest, t))
-        else:
-            parts.append(_native.encrypt_public(public_key._ctx, rest, t))
+        parts.append(_fresh_obfuscated(public_key, private_key, rest, kind, t))
     data = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return EncryptedArray._wrap(public_key, data, shape, **meta)
 
@@ -208,11 +292,11 @@ def _checked_shape(shape: tuple[int, ...] | None, rows: int) -> tuple[int, ...]:
 
 
 class PrivateKey:
-    """A Paillier private key (p, q) with CRT constants precomputed once."""
+    """A Paillier private key (p, q) with CRT constants precomputed once, optionally with a DJN base."""
 
-    __slots__ = ("_p", "_q", "_public_key", "_ctx")
+    __slots__ = ("_p", "_q", "_public_key", "_ctx", "_djn_crt_ctx")
 
-    def __init__(self, p: int, q: int, *, insecure: bool = False) -> None:
+    def __init__(self, p: int, q: int, *, insecure: bool = False, djn_base: int | None = None) -> None:
         p = _require_int(p, "p")
         q = _require_int(q, "q")
         if p == q:
@@ -230,11 +314,45 @@ class PrivateKey:
         if math.gcd(n, (p - 1) * (q - 1)) != 1:
             raise InvalidKeyError("gcd(p*q, (p-1)*(q-1)) must be 1 for g = n + 1 Paillier")
         self._p, self._q = p, q
-        self._public_key = PublicKey(n, insecure=insecure)
+        self._public_key = PublicKey(n, insecure=insecure, djn_base=djn_base)
         pk = self._public_key
         self._ctx = _native.PrivateCtx(
             _limbs.int_to_limbs(p, half_limbs), _limbs.int_to_limbs(q, half_limbs),
             pk._n_row, pk.n_limbs, pk.nsq_limbs)
+        self._djn_crt_ctx: _native.DjnCrtCtx | None = None
+        if pk._djn_row is not None:
+            self._check_djn_base(pk._djn_row)
+
+    def _check_djn_base(self, row: np.ndarray) -> None:
+        """With the factors h_s can be checked: an n-th residue (an encryption of 0), not 1 mod p^2 or q^2."""
+        h = self._public_key._djn_base
+        if (_native.decrypt(self._ctx, row.reshape(1, -1), 1).any()
+                or h % (self._p * self._p) == 1 or h % (self._q * self._q) == 1):
+            raise InvalidKeyError(
+                "djn_base is not a nontrivial n-th residue mod n^2 for these primes (corrupted or made "
+                "for another key); create a fresh one with with_djn()")
+
+    def _djn_crt(self) -> _native.DjnCrtCtx:
+        """The native CRT tables of h_s mod p^2 and q^2 (built on first use)."""
+        with self._public_key._lock:
+            if self._djn_crt_ctx is None:
+                self._djn_crt_ctx = _native.DjnCrtCtx(self._ctx, self._public_key._djn_row)
+            return self._djn_crt_ctx
+
+    def with_djn(self) -> "PrivateKey":
+        """This key with a fresh DJN base h_s (x uniform in Z_n^* from the OS CSPRNG, then discarded).
+
+        The returned key's public_key carries h_s and encrypts with randomness="djn" by default;
+        distribute that public key (to_bytes() includes h_s).  p, q and n are unchanged, so
+        ciphertexts made with either key decrypt and combine alike.
+        """
+        pk = self._public_key
+        while True:
+            h = _limbs.limbs_to_int(_native.djn_generate_base(pk._ctx))
+            # 1 mod p^2 or q^2 needs x^2 = -1 mod p or q with h^n = 1: negligible, but cheap to exclude.
+            if h % (self._p * self._p) != 1 and h % (self._q * self._q) != 1:
+                break
+        return PrivateKey(self._p, self._q, insecure=pk.bits < MIN_SECURE_BITS, djn_base=h)
 
     @property
     def public_key(self) -> PublicKey:
@@ -260,25 +378,27 @@ class PrivateKey:
     def __hash__(self) -> int:
         return hash(self._public_key)
 
-    def encrypt(self, plaintexts: object, *, threads: int | None = None) -> "EncryptedArray":
-        """Encrypts integers 0 <= m < n, computing the obfuscator by CRT (3x faster, 6x with IFMA)."""
+    def encrypt(self, plaintexts: object, *, threads: int | None = None,
+                randomness: str | None = None) -> "EncryptedArray":
+        """Encrypts integers 0 <= m < n, computing the obfuscator by CRT (classic or DJN, see PublicKey.encrypt)."""
         rows, shape = _plaintext.integer_rows(self._public_key, plaintexts, "plaintexts")
-        return self._encrypt_rows(rows, shape, threads)
+        return self._encrypt_rows(rows, shape, threads, randomness)
 
     def encrypt_limbs(self, rows: np.ndarray, shape: tuple[int, ...] | None = None, *,
-                      threads: int | None = None) -> "EncryptedArray":
+                      threads: int | None = None, randomness: str | None = None) -> "EncryptedArray":
         """Encrypts big-integer plaintexts given as an (N, limbs) uint64 array, by CRT."""
         rows = _plaintext.limb_rows(self._public_key, rows, "rows")
-        return self._encrypt_rows(rows, _checked_shape(shape, rows.shape[0]), threads)
+        return self._encrypt_rows(rows, _checked_shape(shape, rows.shape[0]), threads, randomness)
 
     def _encrypt_rows(self, rows: np.ndarray, shape: tuple[int, ...], threads: int | None,
-                      **meta: Any) -> "EncryptedArray":
-        return _encrypt_rows(self._public_key, self, rows, shape, threads, meta)
+                      randomness: str | None = None, **meta: Any) -> "EncryptedArray":
+        return _encrypt_rows(self._public_key, self, rows, shape, threads, randomness, meta)
 
-    def precompute_obfuscators(self, count: int, *, threads: int | None = None,
-                               background: bool = True) -> threading.Thread | None:
-        """As PublicKey.precompute_obfuscators, computed by CRT (about 3x faster); same pool."""
-        return _start_fill(self._public_key._pool, count, self, threads, background)
+    def precompute_obfuscators(self, count: int, *, threads: int | None = None, background: bool = True,
+                               randomness: str | None = None) -> threading.Thread | None:
+        """As PublicKey.precompute_obfuscators, computed by CRT; the same pools."""
+        pk = self._public_key
+        return _start_fill(pk._pool_for(pk._randomness(randomness)), count, self, threads, background)
 
     def decrypt_limbs(self, array: "EncryptedArray", *, threads: int | None = None) -> np.ndarray:
         """Raw plaintexts m mod n as an (N, n_limbs) uint64 array, one row per ciphertext."""
@@ -305,9 +425,10 @@ class PrivateKey:
             raise KeyMismatchError("array was encrypted under a different public key than this private key's")
 
     def to_bytes(self) -> bytes:
-        """Versioned binary encoding (header, p, q). Keep it secret."""
+        """Versioned binary encoding (header, p, q[, h_s extension]). Keep it secret."""
         return (_wire.header(_wire.KIND_PRIVATE_KEY, self._public_key.fingerprint)
-                + _wire.u32_bigint(self._p) + _wire.u32_bigint(self._q))
+                + _wire.u32_bigint(self._p) + _wire.u32_bigint(self._q)
+                + _djn_extension(self._public_key.djn_base))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, insecure: bool = False) -> "PrivateKey":
@@ -316,11 +437,12 @@ class PrivateKey:
         fingerprint = reader.header(_wire.KIND_PRIVATE_KEY)
         p = reader.bigint(MAX_KEY_BITS // 8)
         q = reader.bigint(MAX_KEY_BITS // 8)
+        djn_base = reader.extensions(MAX_KEY_BITS // 4).get(_wire.EXT_DJN_BASE)
         reader.finish()
         if (p * q).bit_length() > MAX_KEY_BITS:
             raise SerializationError(f"private key: modulus exceeds {MAX_KEY_BITS} bits")
         try:
-            key = cls(p, q, insecure=insecure)
+            key = cls(p, q, insecure=insecure, djn_base=djn_base)
         except InsecureKeyError:
             raise
         except InvalidKeyError as exc:
@@ -348,9 +470,15 @@ class PrivateKey:
             return cls.from_bytes(f.read(), insecure=insecure)
 
 
-def generate_keypair(bits: int = 2048, *, insecure: bool = False) -> tuple[PublicKey, PrivateKey]:
-    """A fresh key pair with n of exactly `bits` bits from two equal-size primes (OS CSPRNG)."""
+def generate_keypair(bits: int = 2048, *, insecure: bool = False,
+                     randomness: str = CLASSIC) -> tuple[PublicKey, PrivateKey]:
+    """A fresh key pair with n of exactly `bits` bits from two equal-size primes (OS CSPRNG).
+
+    randomness="djn" adds a DJN base h_s (see PrivateKey.with_djn): encryptions under the key
+    then use fixed-base randomness h_s^a by default.  "classic" (the default) gives r^n.
+    """
     bits = _require_int(bits, "bits")
+    randomness = _check_randomness_name(randomness)
     if bits % 2 or bits < 16:
         raise InvalidArgumentError(f"bits must be an even number >= 16, got {bits}")
     _check_bits(bits, insecure, "requested key")
@@ -361,4 +489,6 @@ def generate_keypair(bits: int = 2048, *, insecure: bool = False) -> tuple[Publi
         if p != q and (p * q).bit_length() == bits and math.gcd(p * q, (p - 1) * (q - 1)) == 1:
             break
     private_key = PrivateKey(p, q, insecure=insecure)
+    if randomness == DJN:
+        private_key = private_key.with_djn()
     return private_key.public_key, private_key

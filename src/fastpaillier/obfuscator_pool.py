@@ -1,7 +1,9 @@
-"""Offline precomputation of Paillier obfuscators r^n mod n^2, each handed out once.
+"""Offline precomputation of Paillier obfuscators, each handed out once.
 
-An obfuscator is the encryption of 0 with fresh randomness, so an online
-encryption of m costs one modular multiplication: (1 + m n) * r^n mod n^2.
+An obfuscator is the encryption of 0 with fresh randomness (r^n mod n^2, or
+h_s^a mod n^2 for DJN randomness), so an online encryption of m costs one
+modular multiplication: (1 + m n) * obfuscator mod n^2.  A key keeps one
+pool per kind of randomness, so an encryption never mixes the two.
 A client fills its pool while it trains; encryption drains the pool first
 and computes fresh obfuscators for whatever the pool lacks.  Handed-out
 rows are removed from the pool, so no obfuscator is ever used twice.
@@ -25,8 +27,9 @@ if TYPE_CHECKING:
 class ObfuscatorPool:
     """A thread-safe store of precomputed obfuscators for one public key."""
 
-    def __init__(self, public_key: "PublicKey") -> None:
+    def __init__(self, public_key: "PublicKey", randomness: str = "classic") -> None:
         self._public_key = public_key
+        self._randomness = randomness
         self._chunks: list[np.ndarray] = []
         self._size = 0
         self._lock = threading.Lock()
@@ -36,15 +39,14 @@ class ObfuscatorPool:
             return self._size
 
     def fill(self, count: int, private_key: "PrivateKey | None", threads: int | None) -> None:
-        """Computes `count` obfuscators (CRT-fast with a private key) and adds them to the pool."""
+        """Computes `count` obfuscators of this pool's kind (CRT-fast with a private key) and adds them."""
+        from .keys import _fresh_obfuscated
+
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise InvalidArgumentError(f"count must be a non-negative int, got {count!r}")
         t = resolve_threads(threads)
         zeros = np.zeros((count, 1), dtype=np.uint64)
-        if private_key is not None:
-            rows = _native.encrypt_private(private_key._ctx, zeros, t)
-        else:
-            rows = _native.encrypt_public(self._public_key._ctx, zeros, t)
+        rows = _fresh_obfuscated(self._public_key, private_key, zeros, self._randomness, t)
         with self._lock:
             self._chunks.append(rows)
             self._size += count

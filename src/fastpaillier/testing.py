@@ -1,4 +1,4 @@
-"""Test-only helpers: encryption with caller-chosen randomness for known-answer tests.
+"""Test-only helpers: encryption with caller-chosen randomness (r, or the DJN exponent a) for known-answer tests.
 
 Never use these to encrypt real data: reusing or choosing r breaks semantic security.
 """
@@ -36,6 +36,40 @@ def encrypt_with_r(key: PublicKey | PrivateKey, plaintexts: object, r: Sequence[
     else:
         data = _native.encrypt_with_r(pk._ctx, rows, r_rows, t)
     return EncryptedArray._wrap(pk, data, shape)
+
+
+def encrypt_with_a(key: PublicKey | PrivateKey, plaintexts: object, a: Sequence[int] | int, *,
+                   threads: int | None = None) -> EncryptedArray:
+    """DJN known answer: E(m) = (1 + m n) h_s^a mod n^2 with the given exponents a (one per plaintext).
+
+    A PublicKey uses its comb table mod n^2, a PrivateKey the CRT tables mod p^2 and q^2;
+    0 <= a < 2^djn_exponent_bits(key) is required.
+    """
+    pk = key.public_key if isinstance(key, PrivateKey) else key
+    if not isinstance(pk, PublicKey):
+        raise InvalidArgumentError("key must be a PublicKey or PrivateKey")
+    pk._randomness("djn")  # raises unless the key carries h_s
+    rows, shape = _plaintext.integer_rows(pk, plaintexts, "plaintexts")
+    a_values = [int(v) for v in np.asarray(a, dtype=object).ravel()]
+    if len(a_values) != rows.shape[0]:
+        raise InvalidArgumentError(f"need one a per plaintext: {len(a_values)} a for {rows.shape[0]} plaintexts")
+    bits = djn_exponent_bits(pk)
+    for i, v in enumerate(a_values):
+        if not 0 <= v < 1 << bits:
+            raise PlaintextRangeError(f"a[{i}] must satisfy 0 <= a < 2^{bits}")
+    a_rows = _limbs.ints_to_rows(a_values, (bits + 63) // 64)
+    t = resolve_threads(threads)
+    if isinstance(key, PrivateKey):
+        data = _native.encrypt_djn_crt_with_a(key._djn_crt(), rows, a_rows, t)
+    else:
+        data = _native.encrypt_djn_with_a(pk._djn(), rows, a_rows, t)
+    return EncryptedArray._wrap(pk, data, shape)
+
+
+def djn_exponent_bits(key: PublicKey | PrivateKey) -> int:
+    """Bits of the DJN exponent a for this key's n: ceil(|n| / 2) + 128."""
+    pk = key.public_key if isinstance(key, PrivateKey) else key
+    return int(_native.djn_exponent_bits(pk.bits))
 
 
 def ciphertext_ints(array: EncryptedArray) -> list[int]:
