@@ -12,6 +12,12 @@ SMALL_Q = 0xE85CED54AF57E53E092113E62F436F4F
 
 
 @pytest.fixture(scope="session")
+def small_primes() -> tuple[int, int]:
+    """The fixed primes of small_keys, for tests that build fresh keys from them."""
+    return SMALL_P, SMALL_Q
+
+
+@pytest.fixture(scope="session")
 def small_keys() -> tuple[fp.PublicKey, fp.PrivateKey]:
     """A 256-bit key pair from fixed primes (insecure=True)."""
     sk = fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True)

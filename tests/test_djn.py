@@ -190,9 +190,8 @@ def test_encrypt_with_a_rejects_bad_exponents(djn_small, small_keys):
 
 # ---- pool, rerandomization, codecs --------------------------------------------------------------
 
-def test_djn_obfuscator_pool():
-    from conftest import SMALL_P, SMALL_Q
-
+def test_djn_obfuscator_pool(small_primes):
+    SMALL_P, SMALL_Q = small_primes
     sk = fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True).with_djn()
     pk = sk.public_key
     pk.precompute_obfuscators(6, background=False)  # the key's default: DJN
@@ -345,10 +344,10 @@ def test_bench_powm_kernel(keys_2048, gmp, ifma_path):
     assert _limbs.rows_to_ints(out) == [pow(b, e, m) for b, e in zip(bases, exps)]
 
 
-def test_tables_are_built_once_under_concurrent_first_use():
+def test_tables_are_built_once_under_concurrent_first_use(small_primes):
     import threading
 
-    from conftest import SMALL_P, SMALL_Q
+    SMALL_P, SMALL_Q = small_primes
 
     sk = fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True).with_djn()  # fresh key: tables not built yet
     pk = sk.public_key

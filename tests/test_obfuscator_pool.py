@@ -9,16 +9,15 @@ import fastpaillier as fp
 from fastpaillier.obfuscator_pool import ObfuscatorPool
 
 
-def _fresh_small_keys():
-    # A key object of its own, so pools filled here do not leak into other tests.
-    from conftest import SMALL_P, SMALL_Q
-
-    sk = fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True)
+@pytest.fixture()
+def fresh_small_keys(small_primes):
+    """A key object of its own, so pools filled here do not leak into other tests."""
+    sk = fp.PrivateKey(*small_primes, insecure=True)
     return sk.public_key, sk
 
 
-def test_pool_never_hands_out_the_same_obfuscator_twice():
-    pk, sk = _fresh_small_keys()
+def test_pool_never_hands_out_the_same_obfuscator_twice(fresh_small_keys):
+    pk, sk = fresh_small_keys
     pool = ObfuscatorPool(pk)
     pool.fill(40, None, threads=2)
     pool.fill(25, sk, threads=1)
@@ -35,8 +34,8 @@ def test_pool_never_hands_out_the_same_obfuscator_twice():
 
 
 @pytest.mark.parametrize("use_private", [False, True])
-def test_encryption_drains_the_pool_then_falls_back(use_private):
-    pk, sk = _fresh_small_keys()
+def test_encryption_drains_the_pool_then_falls_back(use_private, fresh_small_keys):
+    pk, sk = fresh_small_keys
     key = sk if use_private else pk
     worker = key.precompute_obfuscators(10, threads=2)
     worker.join()
@@ -48,8 +47,8 @@ def test_encryption_drains_the_pool_then_falls_back(use_private):
     assert len({r.tobytes() for r in enc.ciphertexts}) == 25
 
 
-def test_codec_encryption_uses_the_pool():
-    pk, sk = _fresh_small_keys()
+def test_codec_encryption_uses_the_pool(fresh_small_keys):
+    pk, sk = fresh_small_keys
     codec = fp.PackedCodec(pk, value_bits=16, max_summands=4, frac_bits=8)
     values = np.linspace(-3, 3, 100)
     sk.precompute_obfuscators(codec.rows_for(values.size), background=False)
@@ -58,8 +57,8 @@ def test_codec_encryption_uses_the_pool():
     assert np.abs(sk.decrypt(enc) - values).max() <= codec.max_rounding_error()
 
 
-def test_pool_rejects_bad_counts():
-    pk, _ = _fresh_small_keys()
+def test_pool_rejects_bad_counts(fresh_small_keys):
+    pk, _ = fresh_small_keys
     with pytest.raises(fp.InvalidArgumentError):
         pk.precompute_obfuscators(-1, background=False)
     with pytest.raises(fp.InvalidArgumentError):
