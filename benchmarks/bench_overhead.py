@@ -54,6 +54,7 @@ def measure(model: str, privacy: str, args: argparse.Namespace, work_dir: str) -
     """Runs one round of `model` in `privacy` mode and returns its metrics record."""
     config = RunConfig(model=model, clients=args.clients, rounds=1, local_epochs=1, privacy=privacy,
                        key_bits=args.key_bits, value_bits=args.value_bits, device=args.device,
+                       randomness=args.randomness,
                        batch_size=args.batch_size, seed=0, image_size=128,
                        demo_train_per_class=args.images_per_client * args.clients // 4,
                        demo_test_per_class=args.test_per_class, precompute=args.precompute,
@@ -129,6 +130,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--key-bits", type=int, default=2048)
     parser.add_argument("--value-bits", type=int, default=16)
+    parser.add_argument("--randomness", default="djn", help="djn or classic encryption randomness")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precompute", action="store_true",
                         help="fill obfuscator pools in the background while clients train")
@@ -145,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({torch.get_num_threads()} threads), fastpaillier {fp.__version__} ({fp.get_num_threads()} threads)")
     print(f"# {args.clients} clients x {args.images_per_client} images (128x128, demo phantoms), 1 local epoch, "
           f"batch {args.batch_size}, {args.key_bits}-bit key, {args.value_bits}-bit packed values, "
+          f"{args.randomness} randomness, "
           f"precompute={'on' if args.precompute else 'off'}")
     print("# cells 'a / b': a = serial (all clients simulated on this machine, phases summed over clients), "
           "b = parallel (each client on its own machine: slowest client per phase)")

@@ -82,6 +82,8 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--max-grad-norm", type=float, default=1.0, help="dp: per-sample gradient clipping norm")
     run.add_argument("--cut", help="split: the layer after which the client part ends (default per model)")
     run.add_argument("--key-bits", type=int, default=2048)
+    run.add_argument("--randomness", default="djn",
+                     help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
     run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
     run.add_argument("--avg", default="weighted", help="weighted (by sample count) or mean (the paper's)")
@@ -107,7 +109,8 @@ def _config(args: argparse.Namespace):
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
                      privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
-                     value_bits=args.value_bits, avg=args.avg, partition=args.partition, alpha=args.alpha,
+                     value_bits=args.value_bits, randomness=args.randomness, avg=args.avg,
+                     partition=args.partition, alpha=args.alpha,
                      device=args.device, amp=args.amp, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
                      optimizer=args.optimizer, image_size=args.image_size,
                      demo_train_per_class=args.demo_train_per_class,

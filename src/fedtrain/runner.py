@@ -59,6 +59,7 @@ class RunConfig:
     key_bits: int = 2048
     insecure_keys: bool = False
     value_bits: int = 16
+    randomness: str = "djn"
     avg: str = "weighted"
     partition: str = "iid"
     alpha: float = 0.5
@@ -96,6 +97,8 @@ class RunConfig:
             raise ConfigError(f"--clients must be at least 1, got {self.clients}")
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
+        if self.randomness not in ("djn", "classic"):
+            raise ConfigError(f"unknown --randomness {self.randomness!r}; choose djn or classic")
         if not 4 <= self.value_bits <= 40:
             raise ConfigError(f"--value-bits must be between 4 and 40, got {self.value_bits}")
         if self.key_bits < fp.MIN_SECURE_BITS and not self.insecure_keys:
@@ -247,7 +250,8 @@ def _load_or_create_keys(config: RunConfig, out_dir: Path, resume: bool) -> fp.P
     path = out_dir / PRIVATE_KEY_FILE
     if resume and path.exists():
         return fp.PrivateKey.load(path, insecure=config.insecure_keys)
-    _, private_key = fp.generate_keypair(config.key_bits, insecure=config.insecure_keys)
+    _, private_key = fp.generate_keypair(config.key_bits, insecure=config.insecure_keys,
+                                         randomness=config.randomness)
     path.parent.mkdir(parents=True, exist_ok=True)
     private_key.save(path)
     return private_key

@@ -20,9 +20,11 @@ def _tiny_config(privacy: str, **overrides) -> RunConfig:
     return RunConfig(**values)
 
 
-@pytest.mark.parametrize("avg", ["weighted", "mean"])
-def test_encrypted_round_equals_plaintext_round_within_bound(tmp_path, demo_cache, avg):
-    secure = setup_run(_tiny_config("paillier", avg=avg, value_bits=12), tmp_path / "secure")
+@pytest.mark.parametrize("avg, randomness", [("weighted", "djn"), ("mean", "classic")])
+def test_encrypted_round_equals_plaintext_round_within_bound(tmp_path, demo_cache, avg, randomness):
+    secure = setup_run(_tiny_config("paillier", avg=avg, value_bits=12, randomness=randomness),
+                       tmp_path / "secure")
+    assert secure.clients[0]._key.public_key.randomness == randomness
     plain = setup_run(_tiny_config("none", avg=avg, value_bits=12), tmp_path / "plain")
     start_plain = plain.evaluator.open(plain.server.global_message())[0]
     start_secure = secure.evaluator.open(secure.server.global_message())[0]
