@@ -368,7 +368,16 @@ def _rounds_section(records: Sequence[dict[str, Any]]) -> list[str]:
         for r, total in zip(records, totals)
     ]
     header = ["Round", "Accuracy (%)", "Macro F1 (%)", "Macro AUC", "Train loss", "Test loss", "Round time (s)"]
-    return ["## Per round", "", *_table(header, rows), ""]
+    if any("epsilon" in r for r in records):  # DP runs: the privacy budget spent so far
+        header.append("Epsilon spent")
+        for row, r in zip(rows, records):
+            row.append(_fixed(r.get("epsilon"), 2))
+    lines = ["## Per round", "", *_table(header, rows), ""]
+    last = records[-1] if records else {}
+    if "epsilon" in last:
+        lines += [f"Differential privacy: epsilon spent {_fixed(last['epsilon'], 2)} at delta "
+                  f"{last.get('delta')} after round {last['round']} (the largest over clients; RDP accountant).", ""]
+    return lines
 
 
 def _timing_section(records: Sequence[dict[str, Any]]) -> list[str]:

@@ -13,6 +13,7 @@ from fedtrain.data import ImageSet
 from fedtrain.differential_privacy import DPConfig, DPTrainer, make_dp_compatible
 from fedtrain.errors import ConfigError
 from fedtrain.models import build_model
+from fedtrain.report import write_report
 from fedtrain.runner import RunConfig, run_rounds, setup_run
 from fedtrain.training import LocalTrainingConfig, seed_everything, train_local
 
@@ -36,6 +37,9 @@ def test_epsilon_is_finite_and_grows_with_rounds(tmp_path, monkeypatch):
     assert eps[0] < eps[1] < eps[2]
     assert eps[-1] <= config.target_epsilon * 1.01  # the noise was calibrated for every round
     assert not any(isinstance(m, nn.BatchNorm2d) for m in ctx.clients[0].models.model.modules())
+    text = write_report(ctx.out_dir).read_text()
+    assert "Epsilon spent" in text and f"{eps[-1]:.2f}" in text
+    assert "GroupNorm" in text  # the report says the model was converted
 
 
 def test_per_sample_clipping_bounds_the_step():
