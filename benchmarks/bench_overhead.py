@@ -99,18 +99,23 @@ def rows_for(model: str, plain: dict, secure: dict, params: int, ciphertexts: in
         crypto_ser = t["encrypt"] + t["decrypt"] + t["aggregate"] - plain["timings"]["aggregate"]
         crypto_par = cp["encrypt"] + cp["decrypt"] + cp["aggregate"] - plain["critical_path"]["aggregate"]
         crypto = "" if rec is plain else f"{100 * crypto_ser / ser0:.1f}% / {100 * crypto_par / par0:.1f}%"
+        c, c0 = rec["cpu_seconds"], plain["cpu_seconds"]
+        plain_cpu = sum(c0.values())
+        crypto_cpu = c["encrypt"] + c["decrypt"] + c["aggregate"] - c0["aggregate"]
+        cpu_cell = f"{sum(c.values()):.0f}" + ("" if rec is plain else f" ({100 * crypto_cpu / plain_cpu:.1f}%)")
         rows.append([
             model, f"{params / 1e6:.2f}M", mode,
             f"{t['train']:.1f} / {cp['train']:.1f}", f"{t['encrypt']:.1f} / {cp['encrypt']:.1f}",
             f"{t['aggregate']:.2f}", f"{t['decrypt']:.1f} / {cp['decrypt']:.1f}",
             f"{ser:.1f} / {par:.1f}", fmt_bytes(mean_bytes(rec, "sent")), fmt_bytes(mean_bytes(rec, "received")),
-            str(ciphertexts) if rec is secure else "", overhead, crypto, PAPER_CLAIM if rec is secure else "",
+            str(ciphertexts) if rec is secure else "", overhead, crypto, cpu_cell,
+            PAPER_CLAIM if rec is secure else "",
         ])
     return rows
 
 
 HEADER = ["model", "params", "mode", "train s", "encode+encrypt s", "aggregate s", "decrypt+decode s",
-          "round s", "sent/client", "received/client", "ciphertexts/client", "overhead", "crypto / plain round", "paper"]
+          "round s", "sent/client", "received/client", "ciphertexts/client", "overhead", "crypto / plain round", "CPU s (crypto / plain)", "paper"]
 
 
 def render(rows: Sequence[Sequence[str]], markdown: bool) -> str:
@@ -153,7 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{args.randomness} randomness, "
           f"precompute={'on' if args.precompute else 'off'}")
     print("# overhead: encrypted round time / plain round time - 1 (includes run-to-run noise of training); "
-          "crypto / plain round: (encrypt + decrypt + extra aggregation time) / plain round time")
+          "crypto / plain round: (encrypt + decrypt + extra aggregation time) / plain round time; "
+          "CPU s: CPU seconds of the round on all threads (robust to other load on the machine), in brackets "
+          "the crypto CPU time as a share of the plain round's")
     print("# cells 'a / b': a = serial (all clients simulated on this machine, phases summed over clients), "
           "b = parallel (each client on its own machine: slowest client per phase)")
     rows = []

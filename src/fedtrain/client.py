@@ -30,6 +30,11 @@ from .training import LocalTrainingConfig, seed_everything, train_local
 ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
 
 
+def _now() -> tuple[float, float]:
+    """(wall clock, CPU time of this process's threads) in seconds."""
+    return time.perf_counter(), time.process_time()
+
+
 def global_context(model_round: int) -> str:
     """Associated data of the sealed global model after `model_round` rounds."""
     return f"global:{model_round}"
@@ -88,6 +93,7 @@ class Client:
         self._progress = progress
         self._state: dict = {}
         self.timings: dict[str, float] = {}
+        self.cpu_timings: dict[str, float] = {}  # CPU seconds of this process (all threads), per phase
 
     @property
     def num_samples(self) -> int:
@@ -104,8 +110,10 @@ class Client:
         reply = handler(message)
         return None if reply is None else reply.to_bytes()
 
-    def _tick(self, phase: str, start: float) -> None:
-        self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - start
+    def _tick(self, phase: str, start: tuple[float, float]) -> None:
+        wall, cpu = _now()
+        self.timings[phase] = self.timings.get(phase, 0.0) + wall - start[0]
+        self.cpu_timings[phase] = self.cpu_timings.get(phase, 0.0) + cpu - start[1]
 
     def _reply(self, kind: str, round_: int, fields: dict | None = None, blobs: dict | None = None) -> Message:
         return Message(kind, round_, f"client:{self.cid}", fields or {}, blobs or {})
@@ -113,8 +121,8 @@ class Client:
     # -- phase 1: train -------------------------------------------------------
     def _on_round_start(self, message: Message) -> Message:
         r = message.round
-        self.timings = {}
-        start = time.perf_counter()
+        self.timings, self.cpu_timings = {}, {}
+        start = _now()
         global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
@@ -140,7 +148,7 @@ class Client:
         if not secure:
             return self._reply("update", r, {"samples": self.num_samples, "report": report},
                                {"model": vector_to_bytes(local)})
-        start = time.perf_counter()
+        start = _now()
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
         count = self.num_samples if message.get("avg") == "weighted" else 1
         maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
@@ -166,14 +174,14 @@ class Client:
     def _on_stats_sum(self, message: Message) -> Message:
         r = message.round
         state = self._require_state(r)
-        start = time.perf_counter()
+        start = _now()
         pk = self._key.public_key
         total = int(self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("count"), pk))[0])
         scales = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
         if total < state["count"] or scales.shape != (self.models.layout.num_tensors,):
             raise ProtocolError("aggregated statistics are inconsistent with this client's own")
         self._tick("decrypt", start)
-        start = time.perf_counter()
+        start = _now()
         plan: EncodingPlan = state["plan"]
         codec = plan.update_codec(pk)
         x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
@@ -189,7 +197,7 @@ class Client:
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
         state = self._require_state(r)
-        start = time.perf_counter()
+        start = _now()
         j = int(message.get("chunk"))
         aggregate = fp.EncryptedArray.from_bytes(message.blob("aggregate"), self._key.public_key)
         if aggregate.summands != len(state["selected"]):
@@ -204,7 +212,7 @@ class Client:
     def _on_shares(self, message: Message) -> Message:
         r = message.round
         state = self._require_state(r)
-        start = time.perf_counter()
+        start = _now()
         plan: EncodingPlan = state["plan"]
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)

@@ -159,40 +159,40 @@ class InProcessTransport:
 def run_round(server: Server, transport: InProcessTransport, round_: int) -> dict[str, Any]:
     """One round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
     transport.reset()
-    server_time = 0.0
+    server_time, server_cpu = 0.0, 0.0
     t0 = time.perf_counter()
     outgoing = server.start_round(round_)
     selected = sorted(outgoing)
     replies = transport.exchange(outgoing)
+
+    def serve(step, *args):
+        nonlocal server_time, server_cpu
+        t, c = time.perf_counter(), time.process_time()
+        out = step(*args)
+        server_time += time.perf_counter() - t
+        server_cpu += time.process_time() - c
+        return out
+
     if server.secure:
-        t = time.perf_counter()
-        outgoing = server.on_stats(round_, replies)
-        server_time += time.perf_counter() - t
-        replies = transport.exchange(outgoing)
-        t = time.perf_counter()
-        outgoing = server.on_updates(round_, replies)
-        server_time += time.perf_counter() - t
-        replies = transport.exchange(outgoing)
-        t = time.perf_counter()
-        outgoing = server.on_shares(round_, replies)
-        server_time += time.perf_counter() - t
-        (leader, data), = outgoing.items()
+        replies = transport.exchange(serve(server.on_stats, round_, replies))
+        replies = transport.exchange(serve(server.on_updates, round_, replies))
+        (leader, data), = serve(server.on_shares, round_, replies).items()
         reply = transport.deliver(leader, data)
-        server.on_global(round_, reply)
+        serve(server.on_global, round_, reply)
     else:
-        t = time.perf_counter()
-        server.on_updates(round_, replies)
-        server_time += time.perf_counter() - t
+        serve(server.on_updates, round_, replies)
     wall = time.perf_counter() - t0
     phases = ("train", "encrypt", "decrypt")
     totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
     slowest = {p: max(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
+    cpu = {p: sum(transport.clients[c].cpu_timings.get(p, 0.0) for c in selected) for p in phases}
     return {
         "selected_clients": selected,
         "timings": {"train": totals["train"], "encrypt": totals["encrypt"], "aggregate": server_time,
                     "decrypt": totals["decrypt"]},
         "critical_path": {**slowest, "aggregate": server_time,
                           "round": sum(slowest.values()) + server_time},
+        "cpu_seconds": {**cpu, "aggregate": server_cpu},
         "round_wall": wall,
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
