@@ -28,6 +28,9 @@ void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz
 void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
   std::abort();
 }
+IfmaRowProduct::IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr) : mod_(mod), has_corr_(false), buf_(nullptr) {}
+IfmaRowProduct::~IfmaRowProduct() {}
+void IfmaRowProduct::run(const uint64_t* const*, size_t, size_t, uint64_t* const*) { std::abort(); }
 #else
 
 namespace {
@@ -367,6 +370,76 @@ void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits
   }
   std::memset(win.data(), 0, win.size() * sizeof(uint64_t));
   leave_montgomery(out, acc, m, k0, D, tmp, scratch, dig);
+}
+
+// ---- Montgomery-form rows ----------------------------------------------------
+
+namespace {
+
+// Lane l of the lane-interleaved digits x (D vectors) = the row of |limbs|
+// limbs, or 0 for nullptr.
+void row_to_lane(uint64_t* x, int l, const uint64_t* row, size_t limbs, size_t D) {
+  if (!row) {
+    for (size_t j = 0; j < D; ++j) x[j * kLanes + l] = 0;
+    return;
+  }
+  for (size_t j = 0; j < D; ++j) {
+    const size_t bit = j * 52, limb = bit / 64, shift = bit % 64;
+    uint64_t v = limb < limbs ? row[limb] >> shift : 0;
+    if (shift > 12 && limb + 1 < limbs) v |= row[limb + 1] << (64 - shift);
+    x[j * kLanes + l] = v & kMask52;
+  }
+}
+
+// The row of |limbs| limbs = lane l of normalized digits x (value < 2^(64 limbs)).
+void lane_to_row(uint64_t* row, size_t limbs, const uint64_t* x, int l, size_t D) {
+  std::memset(row, 0, limbs * sizeof(uint64_t));
+  for (size_t j = 0; j < D; ++j) {
+    const uint64_t v = x[j * kLanes + l];
+    const size_t bit = j * 52, limb = bit / 64, shift = bit % 64;
+    if (limb < limbs) row[limb] |= v << shift;
+    if (shift > 12 && limb + 1 < limbs) row[limb + 1] |= v >> (64 - shift);
+  }
+}
+
+}  // namespace
+
+IfmaRowProduct::IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr corr)
+    : mod_(mod), has_corr_(corr != nullptr), buf_(new VectorBuffer(6 * mod.digits)) {
+  const size_t D = mod.digits;
+  __m512i* v = static_cast<VectorBuffer*>(buf_)->ptr;
+  broadcast_digits(v, mod.m);
+  if (has_corr_) {
+    std::vector<uint64_t> dig(D);
+    to_digits(corr, dig.data(), D, 1);
+    broadcast_digits(v + 5 * D, dig);
+  }
+}
+
+IfmaRowProduct::~IfmaRowProduct() { delete static_cast<VectorBuffer*>(buf_); }
+
+__attribute__((target("avx512f,avx512ifma")))
+void IfmaRowProduct::run(const uint64_t* const* rows, size_t K, size_t limbs, uint64_t* const* out) {
+  const size_t D = mod_.digits;
+  __m512i* m = static_cast<VectorBuffer*>(buf_)->ptr;
+  __m512i* acc = m + D;
+  __m512i* x = acc + D;
+  __m512i* scratch = x + D;
+  __m512i* tmp = scratch + D;
+  const __m512i* corr = tmp + D;
+  const __m512i k0 = _mm512_set1_epi64(static_cast<long long>(mod_.k0));
+  uint64_t* acc_words = reinterpret_cast<uint64_t*>(acc);
+  uint64_t* x_words = reinterpret_cast<uint64_t*>(x);
+  for (int l = 0; l < kLanes; ++l) row_to_lane(acc_words, l, rows[l], limbs, D);
+  for (size_t k = 1; k < K; ++k) {
+    for (int l = 0; l < kLanes; ++l) row_to_lane(x_words, l, rows[k * kLanes + l], limbs, D);
+    amm8(acc, acc, x, m, k0, D, scratch);
+  }
+  if (has_corr_) amm8(acc, acc, corr, m, k0, D, scratch);
+  cond_sub8(acc, acc, m, D, tmp);
+  for (int l = 0; l < kLanes; ++l) {
+    if (out[l]) lane_to_row(out[l], limbs, acc_words, l, D);
+  }
 }
 
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
