@@ -88,7 +88,7 @@ class IfmaRowProduct {
  private:
   const IfmaModulus& mod_;
   bool has_corr_;
-  void* buf_;  // m, acc, operand, scratch, tmp, corr: 6 D vectors
+  void* buf_;  // m, acc, operand, scratch, tmp, corr: 6 D vectors; limb transposes: D + 9
 };
 
 }  // namespace fp
