@@ -296,3 +296,17 @@ def test_disabled_ifma_keeps_everything_canonical():
     env = dict(os.environ, FASTPAILLIER_DISABLE_IFMA="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False", "False", "[0,", "2,", "4,", "6,", "8]"]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_large_batches_split_over_threads(keys_2048, threads):
+    pk, sk = keys_2048
+    x = np.arange(203, dtype=np.int64)  # 26 groups of 8 lanes, the last one partial
+    a = sk.encrypt(x)
+    b = fp.EncryptedArray(pk, sk.encrypt(x[::-1].copy()).ciphertexts)
+    for ifma in (True, False):
+        _native.set_ifma_enabled(ifma)
+        assert ciphertext_ints(a.add(a, threads=threads)) == _mulmod(pk, a, a)
+        assert ciphertext_ints(a.add(b, threads=threads)) == _mulmod(pk, a, b)
+        assert ciphertext_ints(sum_arrays([b, a, b], threads=threads)) == _mulmod(pk, b, a, b)
+    assert np.array_equal(sk.decrypt(a + b), np.full(203, 202))
