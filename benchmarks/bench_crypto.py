@@ -8,7 +8,8 @@ fastpaillier and phe, so both work modulo the same n^2:
 
 * per ciphertext: encryption with the public key (obfuscator r^n mod n^2), encryption with the
   private key (fastpaillier's CRT obfuscator, ``PrivateKey.encrypt``), decryption,
-  ciphertext + ciphertext addition, and ciphertext * scalar for a random 32-bit scalar;
+  ciphertext + ciphertext addition (``a + b`` on two arrays returned by ``PrivateKey.encrypt``), and
+  ciphertext * scalar for a random 32-bit scalar;
 * per value, with ``PackedCodec(pk, value_bits=16, max_summands=8)``: encryption with the private
   key and with the public key, and decryption (time of the batch / number of values).  phe stores
   one value per ciphertext, so its per-value cost is its per-ciphertext cost;
@@ -228,7 +229,7 @@ class Workload:
     plaintexts: np.ndarray                          # int64 values below 2^62, exp_batch of them
     pool_plaintexts: np.ndarray                     # pool_batch of them, for the pooled online row
     encrypted: fp.EncryptedArray                    # their encryptions
-    add_a: fp.EncryptedArray                        # addition operands, add_batch each
+    add_a: fp.EncryptedArray                        # addition operands, add_batch each, from encrypt()
     add_b: fp.EncryptedArray
     mul_in: fp.EncryptedArray                       # scalar multiplication operand, mul_batch
     scalar: int                                     # random 32-bit scalar
@@ -250,8 +251,11 @@ def make_workload(keys: Keys, cfg: Config) -> Workload:
     pk, sk = keys.pk, keys.sk
     plaintexts = rng.integers(0, 2**62, size=cfg.exp_batch, dtype=np.int64)
     base_a = sk.encrypt(rng.integers(0, 2**62, size=256, dtype=np.int64))
-    base_b = sk.encrypt(rng.integers(0, 2**62, size=257, dtype=np.int64))  # 257: varied pairings
-    add_a, add_b = tiled(pk, base_a, cfg.add_batch), tiled(pk, base_b, cfg.add_batch)
+    # The addition operands are what encrypt() returns, as a user adds them (in the internal
+    # Montgomery form where the IFMA kernels run, see EncryptedArray).
+    threads = os.cpu_count() or 1
+    add_a = sk.encrypt(rng.integers(0, 2**62, size=cfg.add_batch, dtype=np.int64), threads=threads)
+    add_b = sk.encrypt(rng.integers(0, 2**62, size=cfg.add_batch, dtype=np.int64), threads=threads)
     codec = fp.PackedCodec(pk, value_bits=16, max_summands=8)
     packed_values = rng.uniform(-1, 1, size=codec.slots * cfg.packed_ciphertexts).astype(np.float32)
     phe_plaintexts = [int(m) for m in plaintexts[:cfg.phe_batch]]
@@ -322,7 +326,8 @@ def verify(keys: Keys, work: Workload) -> None:
         "phe decrypts fastpaillier ciphertexts (same modulus)":
             [keys.phe_sk.decrypt(x) for x in phe_numbers(keys.phe_pk, work.encrypted, 4)]
             == [int(m) for m in work.plaintexts[:4]],
-        "fastpaillier addition": plaintext_ints(sk, a + b) == [(x + y) % n for x, y in zip(m_a, m_b)],
+        "fastpaillier addition": plaintext_ints(sk, a + b) == [(x + y) % n for x, y in zip(m_a, m_b)]
+            and plaintext_ints(sk, head(work.add_a + work.add_b, 64)) == [(x + y) % n for x, y in zip(m_a, m_b)],
         "fastpaillier scalar multiplication": plaintext_ints(sk, c * k) == [x * k % n for x in m_c],
         "fastpaillier packed codec (private and public key)": all(
             np.abs(sk.decrypt(work.codec.encrypt(work.packed_values, key)) - work.packed_values).max()
@@ -609,7 +614,8 @@ def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> l
         f"({gmpy2.mp_version()}), phe {phe.__version__} (uses gmpy2: {phe.util.HAVE_GMP})",
         f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
         "CPU features used: " + ("AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52) for CRT decryption, "
-                                 "CRT encryption and the DJN fixed-base tables (mod n^2 and mod p^2, q^2)"
+                                 "CRT encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
+                                 "ciphertext products in Montgomery form mod n^2"
                                  if fp_native.ifma_enabled() else
                                  "portable GMP path (no AVX-512 IFMA, or FASTPAILLIER_DISABLE_IFMA set)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",

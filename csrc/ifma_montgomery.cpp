@@ -5,6 +5,7 @@
 #define FP_HAVE_IFMA_BUILD 1
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +29,9 @@ void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz
 void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
   std::abort();
 }
+IfmaRowProduct::IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr) : mod_(mod), has_corr_(false), buf_(nullptr) {}
+IfmaRowProduct::~IfmaRowProduct() {}
+void IfmaRowProduct::run(const uint64_t* const*, size_t, size_t, uint64_t* const*) { std::abort(); }
 #else
 
 namespace {
@@ -367,6 +371,122 @@ void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits
   }
   std::memset(win.data(), 0, win.size() * sizeof(uint64_t));
   leave_montgomery(out, acc, m, k0, D, tmp, scratch, dig);
+}
+
+// ---- Montgomery-form rows ----------------------------------------------------
+
+namespace {
+
+// In-register transpose of 8 x 8 64-bit words: v[l] word t <-> v[t] word l.
+__attribute__((target("avx512f,avx512ifma")))
+inline void transpose8(__m512i v[8]) {
+  const __m512i lo2 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+  const __m512i hi2 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  const __m512i lo4 = _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11);
+  const __m512i hi4 = _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15);
+  __m512i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm512_unpacklo_epi64(v[i], v[i + 1]);      // words 0 2 4 6 of rows i, i+1
+    t[i + 1] = _mm512_unpackhi_epi64(v[i], v[i + 1]);  // words 1 3 5 7
+  }
+  for (int h = 0; h < 8; h += 4) {  // rows h..h+3
+    u[h + 0] = _mm512_permutex2var_epi64(t[h], lo2, t[h + 2]);      // words 0, 4
+    u[h + 2] = _mm512_permutex2var_epi64(t[h], hi2, t[h + 2]);      // words 2, 6
+    u[h + 1] = _mm512_permutex2var_epi64(t[h + 1], lo2, t[h + 3]);  // words 1, 5
+    u[h + 3] = _mm512_permutex2var_epi64(t[h + 1], hi2, t[h + 3]);  // words 3, 7
+  }
+  for (int w = 0; w < 4; ++w) {
+    v[w] = _mm512_permutex2var_epi64(u[w], lo4, u[4 + w]);
+    v[w + 4] = _mm512_permutex2var_epi64(u[w], hi4, u[4 + w]);
+  }
+}
+
+// x (D vectors, lane-interleaved digits) = the 8 rows of |limbs| limbs
+// (nullptr reads as 0).  limb (limbs + 1 vectors) is scratch.
+__attribute__((target("avx512f,avx512ifma")))
+void rows_to_lanes(__m512i* x, const uint64_t* const rows[8], size_t limbs, size_t D, __m512i* limb) {
+  const __m512i mask = _mm512_set1_epi64(static_cast<long long>(kMask52));
+  const __m512i zero = _mm512_setzero_si512();
+  for (size_t b = 0; b < limbs; b += 8) {
+    const size_t w = std::min<size_t>(8, limbs - b);
+    const __mmask8 keep = static_cast<__mmask8>((1u << w) - 1);
+    __m512i v[8];
+    for (int l = 0; l < kLanes; ++l) v[l] = rows[l] ? _mm512_maskz_loadu_epi64(keep, rows[l] + b) : zero;
+    transpose8(v);
+    for (size_t t = 0; t < w; ++t) limb[b + t] = v[t];
+  }
+  limb[limbs] = zero;
+  for (size_t j = 0; j < D; ++j) {
+    const size_t bit = j * 52, t = bit / 64, shift = bit % 64;
+    if (t >= limbs) {
+      x[j] = zero;
+      continue;
+    }
+    __m512i d = _mm512_srl_epi64(limb[t], _mm_cvtsi64_si128(static_cast<long long>(shift)));
+    if (shift > 12) d = _mm512_or_si512(d, _mm512_sll_epi64(limb[t + 1], _mm_cvtsi64_si128(static_cast<long long>(64 - shift))));
+    x[j] = _mm512_and_si512(d, mask);
+  }
+}
+
+// The 8 rows of |limbs| limbs (nullptr: not stored) = x, normalized digits
+// whose values fit in |limbs| limbs.  limb (limbs + 8 vectors) is scratch.
+__attribute__((target("avx512f,avx512ifma")))
+void lanes_to_rows(uint64_t* const rows[8], size_t limbs, const __m512i* x, size_t D, __m512i* limb) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (size_t t = 0; t < limbs; ++t) {
+    const size_t bit = t * 64, j = bit / 52, off = bit % 52;
+    __m512i v = j < D ? _mm512_srl_epi64(x[j], _mm_cvtsi64_si128(static_cast<long long>(off))) : zero;
+    if (j + 1 < D) v = _mm512_or_si512(v, _mm512_sll_epi64(x[j + 1], _mm_cvtsi64_si128(static_cast<long long>(52 - off))));
+    if (off > 40 && j + 2 < D) v = _mm512_or_si512(v, _mm512_sll_epi64(x[j + 2], _mm_cvtsi64_si128(static_cast<long long>(104 - off))));
+    limb[t] = v;
+  }
+  for (size_t b = 0; b < limbs; b += 8) {
+    const size_t w = std::min<size_t>(8, limbs - b);
+    const __mmask8 keep = static_cast<__mmask8>((1u << w) - 1);
+    __m512i v[8];
+    for (size_t t = 0; t < 8; ++t) v[t] = t < w ? limb[b + t] : zero;
+    transpose8(v);
+    for (int l = 0; l < kLanes; ++l) {
+      if (rows[l]) _mm512_mask_storeu_epi64(rows[l] + b, keep, v[l]);
+    }
+  }
+}
+
+}  // namespace
+
+IfmaRowProduct::IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr corr)
+    : mod_(mod), has_corr_(corr != nullptr), buf_(new VectorBuffer(7 * mod.digits + 9)) {
+  const size_t D = mod.digits;
+  __m512i* v = static_cast<VectorBuffer*>(buf_)->ptr;
+  broadcast_digits(v, mod.m);
+  if (has_corr_) {
+    std::vector<uint64_t> dig(D);
+    to_digits(corr, dig.data(), D, 1);
+    broadcast_digits(v + 5 * D, dig);
+  }
+}
+
+IfmaRowProduct::~IfmaRowProduct() { delete static_cast<VectorBuffer*>(buf_); }
+
+__attribute__((target("avx512f,avx512ifma")))
+void IfmaRowProduct::run(const uint64_t* const* rows, size_t K, size_t limbs, uint64_t* const* out) {
+  const size_t D = mod_.digits;
+  __m512i* m = static_cast<VectorBuffer*>(buf_)->ptr;
+  __m512i* acc = m + D;
+  __m512i* x = acc + D;
+  __m512i* scratch = x + D;
+  __m512i* tmp = scratch + D;
+  const __m512i* corr = tmp + D;
+  __m512i* limb = tmp + 2 * D;  // D + 9 vectors: limbs + 8 <= D + 9 since the rows hold values < R
+  const __m512i k0 = _mm512_set1_epi64(static_cast<long long>(mod_.k0));
+  rows_to_lanes(acc, rows, limbs, D, limb);
+  for (size_t k = 1; k < K; ++k) {
+    rows_to_lanes(x, rows + k * kLanes, limbs, D, limb);
+    amm8(acc, acc, x, m, k0, D, scratch);
+  }
+  if (has_corr_) amm8(acc, acc, corr, m, k0, D, scratch);
+  cond_sub8(acc, acc, m, D, tmp);
+  lanes_to_rows(out, limbs, acc, D, limb);
 }
 
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],

@@ -65,4 +65,30 @@ struct IfmaFixedBase {
 void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table,
                       const mpz_srcptr e[8], mpz_ptr out[8]);
 
+// Chained 8-lane Montgomery products over raw limb rows, for the Montgomery
+// form of ciphertexts (values x R mod n^2 held in ordinary limb rows).
+// One object per worker thread: it owns the lane buffers, wiped on
+// destruction.  Not constant time in anything but the shape: it serves
+// public ciphertext products only.  Requires ifma_enabled() for run().
+class IfmaRowProduct {
+ public:
+  // corr: a value below m that every result is Montgomery-multiplied by
+  // last (nullptr: none).
+  IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr corr);
+  ~IfmaRowProduct();
+  IfmaRowProduct(const IfmaRowProduct&) = delete;
+  IfmaRowProduct& operator=(const IfmaRowProduct&) = delete;
+
+  // out[l] = x_0 x_1 ... x_{K-1} [corr] / R^(K-1 [+1]) mod m, fully reduced,
+  // for lanes l < 8, where x_k of lane l is the row rows[k * 8 + l] of
+  // |limbs| limbs (each < m; nullptr reads as 0) and out[l] a row of |limbs|
+  // limbs (nullptr: lane not stored).  K >= 1.
+  void run(const uint64_t* const* rows, size_t K, size_t limbs, uint64_t* const* out);
+
+ private:
+  const IfmaModulus& mod_;
+  bool has_corr_;
+  void* buf_;  // m, acc, operand, scratch, tmp, corr: 6 D vectors; limb transposes: D + 9
+};
+
 }  // namespace fp

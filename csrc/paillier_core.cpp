@@ -118,6 +118,7 @@ PublicContext::PublicContext(const uint64_t* n_row, size_t limbs) {
   mpz_mul(nsq, n, n);
   n_limbs = mpz_size(n);
   nsq_limbs = mpz_size(nsq);
+  mont_supported = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
 }
 
 PublicContext::~PublicContext() { mpz_clears(n, nsq, nullptr); }
@@ -773,6 +774,95 @@ void product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
       store(s.a, out + i * cl, cl);
     }
   });
+}
+
+// ---- Montgomery form ----------------------------------------------------------
+
+namespace {
+
+// out = R^e mod n^2 (R = 2^(52 D), invertible mod the odd n^2; e may be negative).
+void r_power(mpz_t out, const PublicContext& pub, long e) {
+  mpz_t r, ex;
+  mpz_inits(r, ex, nullptr);
+  mpz_setbit(r, 52 * pub.ifma_nsq.digits);
+  mpz_mod(r, r, pub.nsq);
+  mpz_set_si(ex, e);
+  mpz_powm(out, r, ex, pub.nsq);
+  mpz_clears(r, ex, nullptr);
+}
+
+// Shared body: out[i] = prod_{k < K} row_at(i, k) (rows whose forms add up
+// to |form_sum|) in form |out_form|.
+template <typename RowAt>
+void mont_rows(const PublicContext& pub, size_t count, size_t K, RowAt row_at, long form_sum,
+               int out_form, uint64_t* out, int threads) {
+  const size_t cl = pub.nsq_limbs;
+  if (count == 0 || K == 0) return;
+  mpz_t corr;
+  mpz_init(corr);
+  if (pub.mont_supported && ifma_enabled()) {
+    // K - 1 Montgomery products give R^(form_sum - (K - 1)); a last product
+    // by R^(out_form - that + 1) lands on R^out_form.
+    const long have = form_sum - static_cast<long>(K - 1);
+    const bool need = have != out_form;
+    if (need) r_power(corr, pub, out_form - have + 1);
+    parallel_for((count + 7) / 8, threads, std::max<size_t>(1, kMinMulRows / 8 / K), [&](size_t begin, size_t end) {
+      IfmaRowProduct prod(pub.ifma_nsq, need ? corr : nullptr);
+      std::vector<const uint64_t*> rows(K * 8);
+      uint64_t* dst[8];
+      for (size_t g = begin; g < end; ++g) {
+        for (size_t l = 0; l < 8; ++l) {
+          const size_t i = g * 8 + l;
+          const bool live = i < count;
+          for (size_t k = 0; k < K; ++k) rows[k * 8 + l] = live ? row_at(i, k) : nullptr;
+          dst[l] = live ? out + i * cl : nullptr;
+        }
+        prod.run(rows.data(), K, cl, dst);
+      }
+    });
+  } else {
+    const long shift = out_form - form_sum;
+    if (shift) r_power(corr, pub, shift);
+    parallel_for(count, threads, std::max<size_t>(1, kMinMulRows / K), [&](size_t begin, size_t end) {
+      Scratch s;
+      mpz_t v;
+      for (size_t i = begin; i < end; ++i) {
+        mpz_set(s.a, view(v, row_at(i, 0), cl));
+        for (size_t k = 1; k < K; ++k) {
+          mpz_mul(s.a, s.a, view(v, row_at(i, k), cl));
+          mpz_mod(s.a, s.a, pub.nsq);
+        }
+        if (shift) {
+          mpz_mul(s.a, s.a, corr);
+          mpz_mod(s.a, s.a, pub.nsq);
+        } else if (K == 1) {
+          mpz_mod(s.a, s.a, pub.nsq);
+        }
+        store(s.a, out + i * cl, cl);
+      }
+    });
+  }
+  mpz_clear(corr);
+}
+
+}  // namespace
+
+void mont_product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
+                            const uint8_t* forms, size_t arrays, size_t count,
+                            int out_form, uint64_t* out, int threads) {
+  const size_t cl = pub.nsq_limbs;
+  long form_sum = 0;
+  for (size_t k = 0; k < arrays; ++k) form_sum += forms[k];
+  mont_rows(pub, count, arrays, [&](size_t i, size_t k) { return c[k] + i * cl; }, form_sum, out_form,
+            out, threads);
+}
+
+void mont_product_of_groups(const PublicContext& pub, const uint64_t* c, int form,
+                            size_t groups, size_t group, int out_form, uint64_t* out,
+                            int threads) {
+  const size_t cl = pub.nsq_limbs;
+  mont_rows(pub, groups, group, [&](size_t g, size_t j) { return c + (g * group + j) * cl; },
+            static_cast<long>(form) * static_cast<long>(group), out_form, out, threads);
 }
 
 // ---- validation and keys ----------------------------------------------------

@@ -34,7 +34,16 @@ class PublicContext {
 
   mpz_t n, nsq;
   size_t n_limbs, nsq_limbs;
+  // Montgomery form of ciphertexts: c held as c R mod n^2 with
+  // R = 2^(52 D), D = ifma_nsq.digits (see mont_product_of_arrays).
+  IfmaModulus ifma_nsq;
+  bool mont_supported = false;  // IFMA build and D <= kMaxMontDigits
 };
+
+// Largest radix-2^52 digit count of n^2 for the Montgomery form (the IFMA
+// product keeps unnormalized digits below 2^63 up to 256 digits): n^2 of up
+// to 13310 bits, i.e. keys of up to 6654 bits.  Larger keys stay canonical.
+constexpr size_t kMaxMontDigits = 256;
 
 // Secret key material, precomputed once per key: p^2, q^2, the decryption
 // constants hp, hq, q^-1 mod p, the CRT constant (q^2)^-1 mod p^2 and the
@@ -207,6 +216,29 @@ void product_of_groups(const PublicContext& pub, const uint64_t* c,
 // out[i] = prod_{k < arrays} c_k[i] mod n^2: the server's sum of K clients.
 void product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
                        size_t arrays, size_t count, uint64_t* out, int threads);
+
+// ---- Montgomery form (public ciphertext products) -------------------------
+//
+// A row in form f holds x R^f mod n^2 (f = 0: canonical, f = 1: Montgomery
+// form), fully reduced below n^2.  A Montgomery product of rows in form 1
+// is one IFMA pass (no separate reduction), so sums of ciphertexts stay in
+// form 1 and convert only at the boundaries (serialization, exponentiation).
+// Products of public ciphertexts leak nothing secret, so these kernels are
+// not constant time (only the IFMA product sequence happens to be).
+// Without ifma_enabled() (or without pub.mont_supported) they compute the
+// same values with GMP: the product mod n^2 times R^(out_form - sum f).
+
+// out[i] = prod_k x_k[i] R^out_form mod n^2, where row i of c[k] holds
+// x_k[i] R^forms[k].  arrays >= 1; out may alias c[0] only when arrays == 1.
+void mont_product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
+                            const uint8_t* forms, size_t arrays, size_t count,
+                            int out_form, uint64_t* out, int threads);
+
+// out[g] = prod_{j < group} x[g group + j] R^out_form mod n^2, rows of c in
+// form |form|.  group >= 1.
+void mont_product_of_groups(const PublicContext& pub, const uint64_t* c, int form,
+                            size_t groups, size_t group, int out_form, uint64_t* out,
+                            int threads);
 
 // ---- validation and keys --------------------------------------------------
 

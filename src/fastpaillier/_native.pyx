@@ -20,6 +20,7 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
         PublicContext(const uint64_t* n, size_t n_limbs) except +
         size_t n_limbs
         size_t nsq_limbs
+        bint mont_supported
 
     cdef cppclass PrivateContext:
         PrivateContext(const uint64_t* p, const uint64_t* q, size_t half_limbs,
@@ -56,6 +57,8 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
     long c_invert_ciphertexts "fp::invert_ciphertexts"(const PublicContext&, const uint64_t*, size_t, uint64_t*, int)
     void c_product_of_groups "fp::product_of_groups"(const PublicContext&, const uint64_t*, size_t, size_t, uint64_t*, int)
     void c_product_of_arrays "fp::product_of_arrays"(const PublicContext&, const uint64_t* const*, size_t, size_t, uint64_t*, int)
+    void c_mont_product_of_arrays "fp::mont_product_of_arrays"(const PublicContext&, const uint64_t* const*, const uint8_t*, size_t, size_t, int, uint64_t*, int)
+    void c_mont_product_of_groups "fp::mont_product_of_groups"(const PublicContext&, const uint64_t*, int, size_t, size_t, int, uint64_t*, int)
     long c_find_invalid_ciphertext "fp::find_invalid_ciphertext"(const PublicContext&, const uint64_t*, size_t)
     long c_find_row_at_least "fp::find_row_at_least"(const uint64_t*, size_t, size_t, const uint64_t*, size_t)
     bint c_generate_prime "fp::generate_prime"(size_t, uint64_t*, size_t)
@@ -103,6 +106,11 @@ cdef class PublicCtx:
     @property
     def nsq_limbs(self):
         return self.ptr.nsq_limbs
+
+    @property
+    def mont_supported(self):
+        """Whether ciphertexts of this key can be held in Montgomery form (IFMA build, n^2 small enough)."""
+        return self.ptr.mont_supported
 
 
 cdef class PrivateCtx:
@@ -464,6 +472,47 @@ def product_of_arrays(PublicCtx ctx, list arrays, int threads):
     cdef uint64_t[:, ::1] o = out
     with nogil:
         c_product_of_arrays(ctx.ptr[0], ptrs.data(), ptrs.size(), count, &o[0, 0], threads)
+    return out
+
+
+def mont_product_of_arrays(PublicCtx ctx, list arrays, forms, int out_form, int threads):
+    """Row-wise product of K equally shaped ciphertext arrays given in forms[k] (0 canonical,
+    1 Montgomery), in form out_form."""
+    cdef vector[const uint64_t*] ptrs
+    cdef vector[uint8_t] fv
+    cdef const uint64_t[:, ::1] mv
+    cdef size_t count = 0, cl = ctx.ptr.nsq_limbs
+    if len(arrays) == 0 or len(arrays) != len(forms) or out_form not in (0, 1):
+        raise ValueError("need one form (0 or 1) per array and at least one array")
+    for arr, f in zip(arrays, forms):
+        mv = arr
+        if <size_t>mv.shape[1] != cl or (ptrs.size() and <size_t>mv.shape[0] != count) or f not in (0, 1):
+            raise ValueError("arrays must have equal row counts and nsq_limbs limbs")
+        count = mv.shape[0]
+        ptrs.push_back(&mv[0, 0] if count else NULL)
+        fv.push_back(f)
+    out = _rows(count, cl)
+    if count == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_mont_product_of_arrays(ctx.ptr[0], ptrs.data(), fv.data(), ptrs.size(), count, out_form, &o[0, 0],
+                                 threads)
+    return out
+
+
+def mont_product_of_groups(PublicCtx ctx, const uint64_t[:, ::1] c not None, int form, size_t group,
+                           int out_form, int threads):
+    """Row g of the result is the product of rows [g*group, (g+1)*group) of c (in form), in out_form."""
+    cdef size_t groups = c.shape[0] // group if group else 0
+    if form not in (0, 1) or out_form not in (0, 1) or (c.shape[0] and <size_t>c.shape[1] != ctx.ptr.nsq_limbs):
+        raise ValueError("forms are 0 or 1; rows have nsq_limbs limbs")
+    out = _rows(groups, ctx.ptr.nsq_limbs)
+    if groups == 0:
+        return out
+    cdef uint64_t[:, ::1] o = out
+    with nogil:
+        c_mont_product_of_groups(ctx.ptr[0], &c[0, 0], form, groups, group, out_form, &o[0, 0], threads)
     return out
 
 

@@ -32,9 +32,18 @@ class EncryptedArray:
     so the codec can refuse an operation that would overflow its headroom.
     Results of homomorphic operations are not rerandomized: call
     rerandomize() before handing a result to a party that saw its inputs.
+
+    Internally the rows may be held in Montgomery form, c R mod n^2 with
+    R = 2^(52 D) (D radix-2^52 digits of n^2), where the AVX-512 IFMA kernels
+    are enabled: encryptions convert their results (one Montgomery pass), and
+    a sum of ciphertexts is then one Montgomery product per ciphertext
+    instead of a GMP multiply-and-reduce.  `ciphertexts`, to_bytes() and
+    decryption always see canonical values (converted on first use and
+    cached).  Arrays built from canonical rows (the constructor, from_bytes)
+    start canonical; operations accept any mix of forms.
     """
 
-    __slots__ = ("_public_key", "_data", "_shape", "_codec", "_summands", "_dtype")
+    __slots__ = ("_public_key", "_data", "_shape", "_codec", "_summands", "_dtype", "_mont", "_canonical")
 
     # numpy defers to our reflected operators (ndarray + EncryptedArray) instead of looping over elements.
     __array_ufunc__ = None
@@ -61,23 +70,33 @@ class EncryptedArray:
         self._init(public_key, data, shape, codec, summands, dtype)
 
     def _init(self, public_key: "PublicKey", data: np.ndarray, shape: tuple[int, ...],
-              codec: Codec | None, summands: int, dtype: np.dtype) -> None:
+              codec: Codec | None, summands: int, dtype: np.dtype, mont: bool = False,
+              canonical: np.ndarray | None = None) -> None:
         data.setflags(write=False)
+        if canonical is not None:
+            canonical.setflags(write=False)
         self._public_key = public_key
-        self._data = data
+        self._data = data  # rows in canonical form, or in Montgomery form when self._mont
         self._shape = shape
         self._codec = codec
         self._summands = summands
         self._dtype = dtype
+        self._mont = bool(mont)
+        self._canonical = None if not mont else canonical  # cached canonical rows of a Montgomery array
 
     @classmethod
     def _wrap(cls, public_key: "PublicKey", data: np.ndarray, shape: tuple[int, ...], *,
-              codec: Codec | None = None, summands: int = 1, dtype: np.dtype | None = None) -> "EncryptedArray":
-        """Internal constructor for kernel outputs: no copies, no checks."""
+              codec: Codec | None = None, summands: int = 1, dtype: np.dtype | None = None,
+              mont: bool = False, canonical: np.ndarray | None = None) -> "EncryptedArray":
+        """Internal constructor for kernel outputs: no copies, no checks.
+
+        mont: data holds the Montgomery form c R mod n^2; canonical: the same ciphertexts in
+        canonical form if the caller has them (kept as the cache of `ciphertexts`).
+        """
         self = cls.__new__(cls)
         if dtype is None:
             dtype = np.dtype(np.int64) if codec is None else np.dtype(np.float64)
-        self._init(public_key, data, tuple(shape), codec, summands, np.dtype(dtype))
+        self._init(public_key, data, tuple(shape), codec, summands, np.dtype(dtype), mont, canonical)
         return self
 
     # ---- properties -------------------------------------------------------
@@ -89,8 +108,18 @@ class EncryptedArray:
 
     @property
     def ciphertexts(self) -> np.ndarray:
-        """The read-only (rows, nsq_limbs) uint64 ciphertext array."""
-        return self._data
+        """The read-only (rows, nsq_limbs) uint64 ciphertext array (canonical values c < n^2)."""
+        return self._canonical_rows()
+
+    def _canonical_rows(self, threads: int | None = None) -> np.ndarray:
+        if not self._mont:
+            return self._data
+        canonical = self._canonical
+        if canonical is None:  # racing threads compute the same rows; either result is kept
+            canonical = self._public_key._convert(self._data, True, False, resolve_threads(threads))
+            canonical.setflags(write=False)
+            self._canonical = canonical
+        return canonical
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -142,12 +171,12 @@ class EncryptedArray:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         new_shape = np.empty(self.size, dtype=np.bool_).reshape(shape).shape
-        return self._like(self._data, new_shape, self._summands)
+        return self._like(self._data, new_shape, self._summands, mont=self._mont, canonical=self._canonical)
 
     def _like(self, data: np.ndarray, shape: tuple[int, ...], summands: int,
-              dtype: np.dtype | None = None) -> "EncryptedArray":
+              dtype: np.dtype | None = None, *, mont: bool, canonical: np.ndarray | None = None) -> "EncryptedArray":
         return EncryptedArray._wrap(self._public_key, data, shape, codec=self._codec, summands=summands,
-                                    dtype=self._dtype if dtype is None else dtype)
+                                    dtype=self._dtype if dtype is None else dtype, mont=mont, canonical=canonical)
 
     # ---- homomorphic operations ------------------------------------------
 
@@ -172,8 +201,8 @@ class EncryptedArray:
         if isinstance(other, EncryptedArray):
             self._check_compatible(other)
             summands = self._summands_after_add(other._summands)
-            data = _native.mul_ciphertexts(ctx, self._data, other._data, t)
-            return self._like(data, self._shape, summands, np.result_type(self._dtype, other._dtype))
+            data, mont = _product(self._public_key, [self, other], t)
+            return self._like(data, self._shape, summands, np.result_type(self._dtype, other._dtype), mont=mont)
         if self._codec is None:
             rows, _ = _plaintext.integer_rows(
                 self._public_key, broadcast_plaintext(_as_int_array(other), self._shape), "other")
@@ -181,8 +210,9 @@ class EncryptedArray:
         else:
             rows = self._codec.encode_scalar_rows(other, self._shape)
             summands = self._summands_after_add(1)
+        # c R^f (1 + m n) mod n^2 is E(x + m) in the same form f as the input.
         data = _native.add_plaintexts(ctx, self._data, np.ascontiguousarray(rows), t)
-        return self._like(data, self._shape, summands)
+        return self._like(data, self._shape, summands, mont=self._mont)
 
     def multiply(self, scalar: object, *, threads: int | None = None) -> "EncryptedArray":
         """Homomorphic multiplication by integer scalars (one int, or an int array of this shape)."""
@@ -191,10 +221,10 @@ class EncryptedArray:
         summands = self._summands
         if self._codec is not None:
             summands = self._codec.scaled_summands(max_abs, self._summands)
-        data, bad = _native.pow_ciphertexts(self._public_key._ctx, self._data, exps, neg, t)
+        data, bad = _native.pow_ciphertexts(self._public_key._ctx, self._canonical_rows(t), exps, neg, t)
         if bad >= 0:
             raise InvalidCiphertextError(f"ciphertext {bad} is not invertible mod n^2")
-        return self._like(data, self._shape, summands)
+        return self._like(data, self._shape, summands, mont=False)
 
     def _scalar_rows(self, scalar: object) -> tuple[np.ndarray, np.ndarray, int]:
         """(|k| limb rows, sign flags, max |k|) for an int or an int array of this shape."""
@@ -240,10 +270,11 @@ class EncryptedArray:
         """Homomorphic negation: E(-x)."""
         if self._codec is not None and not self._codec.supports_negation:
             raise CodecMismatchError(f"{type(self._codec).__name__} arrays cannot be negated")
-        data, bad = _native.invert_ciphertexts(self._public_key._ctx, self._data, resolve_threads(threads))
+        t = resolve_threads(threads)
+        data, bad = _native.invert_ciphertexts(self._public_key._ctx, self._canonical_rows(t), t)
         if bad >= 0:
             raise InvalidCiphertextError(f"ciphertext {bad} is not invertible mod n^2")
-        return self._like(data, self._shape, self._summands)
+        return self._like(data, self._shape, self._summands, mont=False)
 
     def subtract(self, other: object, *, threads: int | None = None) -> "EncryptedArray":
         """Homomorphic subtraction of another EncryptedArray or of plaintext values."""
@@ -257,7 +288,7 @@ class EncryptedArray:
             negated = _limbs.ints_to_rows(((n - m) % n for m in _limbs.rows_to_ints(rows)),
                                           self._public_key.n_limbs)
             data = _native.add_plaintexts(self._public_key._ctx, self._data, negated, resolve_threads(threads))
-            return self._like(data, self._shape, self._summands)
+            return self._like(data, self._shape, self._summands, mont=self._mont)
         return self.add(-np.asarray(other, dtype=np.float64), threads=threads)
 
     def sum(self, axis: int | None = None, *, threads: int | None = None) -> "EncryptedArray":
@@ -283,12 +314,15 @@ class EncryptedArray:
         summands = self._summands * group
         if self._codec is not None:
             self._codec.check_summands(summands, "the sum")
+        mont = False
         if group == 0:
             data = np.zeros((_limbs.shape_size(out_shape), self._public_key.nsq_limbs), dtype=np.uint64)
             data[:, 0] = 1  # the empty sum: 1 = E(0) with r = 1
+        elif self._mont or self._public_key._mont_target():
+            data, mont = _group_product(self._public_key, gathered, self._mont, group, t)
         else:
             data = _native.product_of_groups(ctx, gathered, group, t)
-        return self._like(data, out_shape, summands)
+        return self._like(data, out_shape, summands, mont=mont)
 
     def rerandomize(self, key: "PublicKey | PrivateKey | None" = None, *, threads: int | None = None,
                     randomness: str | None = None) -> "EncryptedArray":
@@ -316,7 +350,8 @@ class EncryptedArray:
                 data = _native.rerandomize_private(key._ctx, self._data, t)
         else:
             raise InvalidArgumentError(f"key must be a PublicKey, PrivateKey or None, got {type(key).__name__}")
-        return self._like(data, self._shape, self._summands)
+        # c R^f times a fresh encryption of 0, mod n^2: the same form f as the input.
+        return self._like(data, self._shape, self._summands, mont=self._mont)
 
     def __add__(self, other: object) -> "EncryptedArray":
         return self.add(other)
@@ -351,7 +386,7 @@ class EncryptedArray:
             b"" if self._codec is None else self._codec._wire_params(),
             _wire.u32_bigint(self._summands),
             struct.pack("<QI", self._data.shape[0], self._data.shape[1]),
-            self._data.astype("<u8", copy=False).tobytes(),
+            self._canonical_rows().astype("<u8", copy=False).tobytes(),
         ]
         return b"".join(parts)
 
@@ -412,6 +447,54 @@ def _check_layout(public_key: "PublicKey", rows: int, shape: tuple[int, ...], co
             raise error(f"summands {summands} exceed the codec's max_summands {codec.max_summands}")
 
 
+def _product(public_key: "PublicKey", arrays: Sequence[EncryptedArray], threads: int) -> tuple[np.ndarray, bool]:
+    """Row-wise product of the arrays' ciphertexts (their homomorphic sum) and whether it is in Montgomery form.
+
+    Where the IFMA kernels run, the product is computed and kept in Montgomery form: one
+    Montgomery pass per operand beyond the first when all are in Montgomery form, plus one
+    correction pass otherwise.  Elsewhere canonical operands take GMP's multiply-and-reduce as
+    before, and Montgomery operands (made before IFMA was switched off) are converted on the way.
+    """
+    target = public_key._mont_target()
+    forms = [a._mont for a in arrays]
+    ctx = public_key._ctx
+    if not target and not any(forms):
+        if len(arrays) == 2:
+            return _native.mul_ciphertexts(ctx, arrays[0]._data, arrays[1]._data, threads), False
+        return _native.product_of_arrays(ctx, [a._data for a in arrays], threads), False
+    return _native.mont_product_of_arrays(ctx, [a._data for a in arrays], [int(f) for f in forms], int(target),
+                                          threads), target
+
+
+_LANE_PARTS = 16  # partial products per group when there are few groups (8 IFMA lanes x 2 threads)
+
+
+def _group_product(public_key: "PublicKey", gathered: np.ndarray, mont: bool, group: int,
+                   threads: int) -> tuple[np.ndarray, bool]:
+    """Products of consecutive groups of `group` rows (in form `mont`), in the key's target form.
+
+    The IFMA kernel works on 8 groups side by side; fewer, longer groups (a sum over all
+    values) are first split into _LANE_PARTS partial products, padded with E(0) = 1.
+    """
+    target = public_key._mont_target()
+    ctx = public_key._ctx
+    groups = gathered.shape[0] // group
+    if target and groups < 8 and group >= 4 * _LANE_PARTS:
+        sub = -(-group // _LANE_PARTS)
+        pad = _LANE_PARTS * sub - group
+        if pad:
+            one = np.zeros((1, public_key.nsq_limbs), dtype=np.uint64)
+            one[0, 0] = 1
+            if mont:
+                one = public_key._convert(one, False, True, 1)
+            blocks = gathered.reshape(groups, group, -1)
+            filler = np.broadcast_to(one, (groups, pad, one.shape[1]))
+            gathered = np.ascontiguousarray(np.concatenate([blocks, filler], axis=1).reshape(-1, one.shape[1]))
+        partial = _native.mont_product_of_groups(ctx, gathered, int(mont), sub, 1, threads)
+        return _native.mont_product_of_groups(ctx, partial, 1, _LANE_PARTS, 1, threads), True
+    return _native.mont_product_of_groups(ctx, gathered, int(mont), group, int(target), threads), target
+
+
 def broadcast_plaintext(values: object, shape: tuple[int, ...]) -> np.ndarray:
     """values broadcast to shape, or ShapeMismatchError naming both shapes."""
     arr = np.asarray(values)
@@ -444,6 +527,5 @@ def sum_arrays(arrays: Sequence[EncryptedArray], *, threads: int | None = None) 
     if first.codec is not None:
         first.codec.check_summands(summands, f"the sum of {len(arrays)} arrays")
     dtype = np.result_type(*(a.dtype for a in arrays))
-    data = _native.product_of_arrays(first.public_key._ctx, [a.ciphertexts for a in arrays],
-                                     resolve_threads(threads))
-    return first._like(data, first.shape, summands, dtype)
+    data, mont = _product(first.public_key, arrays, resolve_threads(threads))
+    return first._like(data, first.shape, summands, dtype, mont=mont)

@@ -64,7 +64,7 @@ class PublicKey:
     """A Paillier public key (n, g = n + 1), optionally with a DJN base h_s, and its native context."""
 
     __slots__ = ("_n", "_nsquare", "_n_limbs", "_nsq_limbs", "_n_row", "_ctx", "_fingerprint", "_pool",
-                 "_djn_base", "_djn_row", "_djn_ctx", "_djn_pool", "_lock")
+                 "_djn_base", "_djn_row", "_djn_ctx", "_djn_pool", "_lock", "_mont_ok")
 
     def __init__(self, n: int, *, insecure: bool = False, djn_base: int | None = None) -> None:
         n = _require_int(n, "n")
@@ -77,6 +77,7 @@ class PublicKey:
         self._nsq_limbs = _limbs.limb_count(self._nsquare)
         self._n_row = _limbs.int_to_limbs(n, self._n_limbs)
         self._ctx = _native.PublicCtx(self._n_row)
+        self._mont_ok = bool(self._ctx.mont_supported)
         self._fingerprint = _wire.key_fingerprint(n)
         self._pool = ObfuscatorPool(self)
         self._djn_base = None if djn_base is None else _check_djn_base(n, djn_base)
@@ -170,6 +171,19 @@ class PublicKey:
                 "generate_keypair(bits, randomness='djn') or private_key.with_djn()")
         return kind
 
+    def _mont_target(self) -> bool:
+        """Whether new ciphertexts of this key are kept in Montgomery form (c R mod n^2).
+
+        True where the AVX-512 IFMA kernels are enabled and n^2 fits them: a sum of two
+        ciphertexts is then one Montgomery product.  Checked at every operation, so
+        _native.set_ifma_enabled(False) (tests) switches new results back to canonical form.
+        """
+        return self._mont_ok and _native.ifma_enabled()
+
+    def _convert(self, rows: np.ndarray, from_mont: bool, to_mont: bool, threads: int) -> np.ndarray:
+        """Ciphertext rows converted between canonical and Montgomery form (a new array either way)."""
+        return _native.mont_product_of_arrays(self._ctx, [rows], [int(from_mont)], int(to_mont), threads)
+
     def _djn(self) -> _native.DjnCtx:
         """The native DJN context (its comb table is built on first use)."""
         with self._lock:
@@ -257,17 +271,25 @@ def _encrypt_rows(public_key: PublicKey, private_key: "PrivateKey | None", rows:
     kind = public_key._randomness(randomness)
     t = resolve_threads(threads)
     count = rows.shape[0]
-    pooled = public_key._pool_for(kind).take(count)
+    # Montgomery form where the IFMA kernels run (see EncryptedArray): the pool hands out
+    # obfuscators already in that form, and (1 + m n) o R mod n^2 is the result's form.
+    mont = public_key._mont_target()
+    pooled = public_key._pool_for(kind).take(count, mont=mont)
     used = pooled.shape[0]
     parts = []
+    canonical = None
     if used:
         parts.append(_native.add_plaintexts(public_key._ctx, pooled, np.ascontiguousarray(rows[:used]), t))
         pooled.fill(0)  # consumed: never reused
     if used < count or count == 0:
         rest = np.ascontiguousarray(rows[used:])
-        parts.append(_fresh_obfuscated(public_key, private_key, rest, kind, t))
+        fresh = _fresh_obfuscated(public_key, private_key, rest, kind, t)
+        if mont:  # one Montgomery pass per ciphertext; the canonical rows stay as the array's cache
+            canonical = fresh if not used else None
+            fresh = public_key._convert(fresh, False, True, t)
+        parts.append(fresh)
     data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return EncryptedArray._wrap(public_key, data, shape, **meta)
+    return EncryptedArray._wrap(public_key, data, shape, mont=mont, canonical=canonical, **meta)
 
 
 def _start_fill(pool: ObfuscatorPool, count: int, private_key: "PrivateKey | None",

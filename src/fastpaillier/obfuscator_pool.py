@@ -7,6 +7,11 @@ pool per kind of randomness, so an encryption never mixes the two.
 A client fills its pool while it trains; encryption drains the pool first
 and computes fresh obfuscators for whatever the pool lacks.  Handed-out
 rows are removed from the pool, so no obfuscator is ever used twice.
+
+Where ciphertexts are kept in Montgomery form (PublicKey._mont_target), the
+pool converts obfuscators to o R mod n^2 when it computes them, so an online
+encryption (1 + m n) o R mod n^2 lands in Montgomery form at no extra cost;
+take() converts whatever it hands out to the form the caller asks for.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class ObfuscatorPool:
     def __init__(self, public_key: "PublicKey", randomness: str = "classic") -> None:
         self._public_key = public_key
         self._randomness = randomness
-        self._chunks: list[np.ndarray] = []
+        self._chunks: list[tuple[np.ndarray, bool]] = []  # (rows, Montgomery form)
         self._size = 0
         self._lock = threading.Lock()
 
@@ -47,34 +52,52 @@ class ObfuscatorPool:
         t = resolve_threads(threads)
         zeros = np.zeros((count, 1), dtype=np.uint64)
         rows = _fresh_obfuscated(self._public_key, private_key, zeros, self._randomness, t)
+        mont = self._public_key._mont_target()
+        if mont:
+            rows, canonical = self._public_key._convert(rows, False, True, t), rows
+            canonical.fill(0)
         with self._lock:
-            self._chunks.append(rows)
+            self._chunks.append((rows, mont))
             self._size += count
 
-    def take(self, count: int) -> np.ndarray:
-        """Removes and returns up to `count` obfuscators as a (k, nsq_limbs) array, k <= count."""
-        taken: list[np.ndarray] = []
+    def take(self, count: int, *, mont: bool = False) -> np.ndarray:
+        """Removes and returns up to `count` obfuscators as a (k, nsq_limbs) array, k <= count.
+
+        mont: return them in Montgomery form (o R mod n^2) instead of canonical form.
+        """
+        taken: list[tuple[np.ndarray, bool]] = []
         with self._lock:
             need = count
             while need > 0 and self._chunks:
-                chunk = self._chunks[0]
+                chunk, form = self._chunks[0]
                 if len(chunk) <= need:
                     taken.append(self._chunks.pop(0))
                     need -= len(chunk)
                 else:
-                    taken.append(chunk[:need].copy())
-                    self._chunks[0] = chunk[need:].copy()
+                    taken.append((chunk[:need].copy(), form))
+                    self._chunks[0] = (chunk[need:].copy(), form)
                     chunk.fill(0)  # the old buffer held secrets now split into two copies
                     need = 0
             self._size -= count - need
         if not taken:
             return np.zeros((0, self._public_key.nsq_limbs), dtype=np.uint64)
-        return np.ascontiguousarray(np.concatenate(taken)) if len(taken) > 1 else taken[0]
+        parts = []
+        for rows, form in taken:
+            if form != mont:
+                rows, old = self._public_key._convert(rows, form, mont, 1), rows
+                old.fill(0)
+            parts.append(rows)
+        if len(parts) == 1:
+            return parts[0]
+        out = np.ascontiguousarray(np.concatenate(parts))
+        for rows in parts:
+            rows.fill(0)
+        return out
 
     def clear(self) -> None:
         """Drops (and zeroes) every precomputed obfuscator."""
         with self._lock:
-            for chunk in self._chunks:
+            for chunk, _ in self._chunks:
                 chunk.fill(0)
             self._chunks.clear()
             self._size = 0
