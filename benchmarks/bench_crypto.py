@@ -75,6 +75,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from fastpaillier import _native as fp_native
 from fastpaillier.testing import ciphertext_ints
+from machine import cpu_model
 
 TARGET_BITS = 2048
 SCALING_TARGET_THREADS = 2
@@ -561,17 +562,6 @@ def render_markdown(rows: Sequence[Row]) -> str:
 
 
 # ---- header and notes -------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def usable_cores() -> int:
     try:

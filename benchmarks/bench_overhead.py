@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from typing import Sequence
 import torch
 
 import fastpaillier as fp
+from machine import cpu_model
 from fedtrain.models import build_model, count_parameters
 from fedtrain.runner import RunConfig, run_rounds, setup_run
 from fedtrain.secure_aggregation import EncodingPlan
@@ -36,18 +36,6 @@ from fedtrain.training import resolve_device, warm_up
 
 PAPER_CLAIM = "15-30%"
 CLIENT_PHASES = ("train", "encrypt", "decrypt")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(model: str, privacy: str, args: argparse.Namespace, work_dir: str) -> dict:
