@@ -11,6 +11,7 @@ should use Opacus' secure_mode (a cryptographic RNG).
 from __future__ import annotations
 
 import math
+import types
 import warnings
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from .training import LocalTrainingConfig, make_loader, make_optimizer, run_epoc
 
 DP_CONVERSION_NOTE = ("BatchNorm layers were replaced by GroupNorm (Opacus' ModuleValidator.fix), as DP-SGD "
                       "needs per-sample gradients, which BatchNorm's batch statistics do not allow; in-place "
-                      "ReLUs were made out-of-place for Opacus' hooks")
+                      "ReLUs and residual additions were made out-of-place for Opacus' hooks (same function)")
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,39 @@ def make_dp_compatible(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fixed = ModuleValidator.fix(model)
-    for module in fixed.modules():
-        if isinstance(module, nn.ReLU):
-            module.inplace = False
+    _remove_inplace_ops(fixed)
     errors = ModuleValidator.validate(fixed, strict=False)
     if errors:
         raise ConfigError(f"this model cannot be trained with DP-SGD even after conversion: {errors[0]}")
     return fixed
+
+
+def _bottleneck_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's Bottleneck.forward with `out + identity` instead of the in-place `+=`."""
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.relu(self.bn2(self.conv2(out)))
+    return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+def _densenet_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """torchvision's DenseNet.forward with an out-of-place final ReLU."""
+    out = torch.relu(self.features(x))
+    return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(out, (1, 1)), 1))
+
+
+def _remove_inplace_ops(model: nn.Module) -> None:
+    """Opacus' backward hooks forbid in-place updates of module outputs: make ReLUs and residual adds out of place."""
+    from torchvision.models.densenet import DenseNet
+    from torchvision.models.resnet import Bottleneck
+
+    for module in model.modules():
+        if isinstance(module, nn.ReLU):
+            module.inplace = False
+        elif isinstance(module, Bottleneck):
+            module.forward = types.MethodType(_bottleneck_forward, module)
+        elif isinstance(module, DenseNet):
+            module.forward = types.MethodType(_densenet_forward, module)
 
 
 class DPTrainer:

@@ -80,3 +80,19 @@ def test_model_conversion_replaces_batchnorm():
 def test_bad_dp_settings_raise(kwargs):
     with pytest.raises(ConfigError):
         DPConfig(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+def test_converted_torchvision_models_compute_the_same_function_and_train_with_dp(name):
+    torch.manual_seed(0)
+    model = build_model(name, dp_compatible=True).eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        patched = model(x)
+        original = type(model).forward(model, x)  # torchvision's own forward, in-place ops included
+    torch.testing.assert_close(patched, original)
+    data = _images(n=4, size=32)
+    trainer = DPTrainer(DPConfig(delta=1e-2), samples=4, batch_size=2, total_epochs=1)
+    loss = trainer.train(model, data, LocalTrainingConfig(batch_size=2), device=torch.device("cpu"),
+                         generator=seed_everything(0))
+    assert math.isfinite(loss) and trainer.epsilon() > 0
