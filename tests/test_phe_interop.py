@@ -153,7 +153,10 @@ def test_mixed_fastpaillier_and_phe_ciphertexts_add(both):
     phe_sum = [phe.EncryptedNumber(phe_pub, x) + phe.EncryptedNumber(phe_pub, y)
                for x, y in zip(ciphertext_ints(a), phe_cs)]
     assert [s.ciphertext(False) for s in phe_sum] == products
-    assert [phe_priv.raw_decrypt(s.ciphertext(True)) for s in phe_sum] == expected
+    if pk.bits >= 64:
+        # phe re-obfuscates with its own r in [1, n); for the tiny n = 293 * 433 that r shares a factor
+        # with n about once in 170 draws, and such a ciphertext does not decrypt, so skip it there.
+        assert [phe_priv.raw_decrypt(s.ciphertext(True)) for s in phe_sum] == expected
 
 
 def test_homomorphic_operations_match_phe_ciphertext_for_ciphertext(both):
