@@ -29,13 +29,13 @@ import torch
 
 import fastpaillier as fp
 from machine import cpu_model
+from fedtrain.comparison import mean_bytes_per_client, round_seconds
 from fedtrain.models import build_model, count_parameters
 from fedtrain.runner import RunConfig, run_rounds, setup_run
 from fedtrain.secure_aggregation import EncodingPlan
 from fedtrain.training import resolve_device, warm_up
 
 PAPER_CLAIM = "15-30%"
-CLIENT_PHASES = ("train", "encrypt", "decrypt")
 
 
 def measure(model: str, privacy: str, args: argparse.Namespace, work_dir: str) -> dict:
@@ -52,23 +52,6 @@ def measure(model: str, privacy: str, args: argparse.Namespace, work_dir: str) -
     return record
 
 
-def parallel_time(record: dict) -> float:
-    """Round time with every client on its own machine: slowest client per phase plus the server."""
-    cp = record["critical_path"]
-    return sum(cp[p] for p in CLIENT_PHASES) + cp["aggregate"]
-
-
-def serial_time(record: dict) -> float:
-    """Round time with all clients simulated one after another on this machine."""
-    t = record["timings"]
-    return sum(t[p] for p in CLIENT_PHASES) + t["aggregate"]
-
-
-def mean_bytes(record: dict, direction: str) -> float:
-    values = record["bytes"][f"{direction}_per_client"].values()
-    return sum(values) / max(len(values), 1)
-
-
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -81,8 +64,8 @@ def rows_for(model: str, plain: dict, secure: dict, params: int, ciphertexts: in
     rows = []
     for mode, rec in (("plain FedAvg", plain), ("Paillier FedAvg", secure)):
         t, cp = rec["timings"], rec["critical_path"]
-        ser, par = serial_time(rec), parallel_time(rec)
-        ser0, par0 = serial_time(plain), parallel_time(plain)
+        ser, par = round_seconds(rec, "serial"), round_seconds(rec, "parallel")
+        ser0, par0 = round_seconds(plain, "serial"), round_seconds(plain, "parallel")
         overhead = "" if rec is plain else f"{100 * (ser / ser0 - 1):+.1f}% / {100 * (par / par0 - 1):+.1f}%"
         crypto_ser = t["encrypt"] + t["decrypt"] + t["aggregate"] - plain["timings"]["aggregate"]
         crypto_par = cp["encrypt"] + cp["decrypt"] + cp["aggregate"] - plain["critical_path"]["aggregate"]
@@ -95,7 +78,8 @@ def rows_for(model: str, plain: dict, secure: dict, params: int, ciphertexts: in
             model, f"{params / 1e6:.2f}M", mode,
             f"{t['train']:.1f} / {cp['train']:.1f}", f"{t['encrypt']:.1f} / {cp['encrypt']:.1f}",
             f"{t['aggregate']:.2f}", f"{t['decrypt']:.1f} / {cp['decrypt']:.1f}",
-            f"{ser:.1f} / {par:.1f}", fmt_bytes(mean_bytes(rec, "sent")), fmt_bytes(mean_bytes(rec, "received")),
+            f"{ser:.1f} / {par:.1f}", fmt_bytes(mean_bytes_per_client([rec], "sent")),
+            fmt_bytes(mean_bytes_per_client([rec], "received")),
             str(ciphertexts) if rec is secure else "", overhead, crypto, cpu_cell,
             PAPER_CLAIM if rec is secure else "",
         ])

@@ -42,14 +42,6 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
-def final_record(run_dir: Path) -> dict:
-    """The last round's metrics record of a run."""
-    records = load_metrics(run_dir)
-    if not records:
-        raise ConfigError(f"{run_dir} has no completed round")
-    return records[-1]
-
-
 def mean_phase_times(records: Sequence[dict]) -> dict[str, float]:
     """Mean seconds per round for each timing phase."""
     phases: dict[str, list[float]] = {}

@@ -122,7 +122,8 @@ class DPTrainer:
                 return run_epochs(private_model, private_loader, private_optimizer, training, device=device,
                                   progress=progress)
         finally:
-            private_model.remove_hooks() if hasattr(private_model, "remove_hooks") else None
+            if hasattr(private_model, "remove_hooks"):  # the next round wraps the model afresh
+                private_model.remove_hooks()
 
     def epsilon(self) -> float:
         """The epsilon this client has spent so far at the configured delta (RDP accountant)."""

@@ -106,8 +106,7 @@ class RunConfig:
                               "(--insecure-keys allows small keys for tests only)")
         if self.weights is not None and not os.path.isfile(self.weights):
             raise ConfigError(f"--weights file {self.weights!r} does not exist")
-        LocalTrainingConfig(self.local_epochs, self.batch_size, self.lr, self.optimizer, self.momentum,
-                            amp=self.amp)
+        self.training()  # LocalTrainingConfig checks its own fields
         if self.privacy == "dp":
             self.dp_config()
 

@@ -128,13 +128,14 @@ class Server:
                                    {"global": vector_to_bytes(new)})
             return {}
         selected = self._round_state["selected"]
-        names = sorted({name for m in messages.values() for name in m.blobs}, key=lambda s: int(s[5:]))
-        requests = {}
-        for name in names:
-            j = int(name[5:])
-            if not name.startswith("chunk") or j >= len(selected):
+        chunks = set()
+        for name in {name for m in messages.values() for name in m.blobs}:
+            if not (name.startswith("chunk") and name[5:].isdigit() and int(name[5:]) < len(selected)):
                 raise ProtocolError(f"unexpected update blob {name!r}")
-            total = self._sum([m.blob(name) for m in messages.values()])
+            chunks.add(int(name[5:]))
+        requests = {}
+        for j in sorted(chunks):
+            total = self._sum([m.blob(f"chunk{j}") for m in messages.values()])
             requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j},
                                             {"aggregate": total.to_bytes()}).to_bytes()
         return requests

@@ -23,12 +23,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import ImageSet, TorchImageDataset
+from .data import ImageSet
 from .errors import CheckpointError, ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import MODEL_NAMES, build_model
-from .training import LocalTrainingConfig, seed_everything
+from .training import LocalTrainingConfig, make_loader, make_optimizer, seed_everything
 
 __all__ = [
     "CUTS", "DEFAULT_CUTS", "MESSAGE_KINDS", "ServerPart", "SplitClient", "SplitLearning", "SplitModel",
@@ -131,14 +131,6 @@ def split_model(model_name: str, num_classes: int, cut: str | None, *, in_channe
 # ---------------------------------------------------------------- helpers
 
 
-def _make_optimizer(module: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
-    """SGD (with momentum) or Adam over `module`'s parameters, as in local FL training."""
-    if config.optimizer == "adam":
-        return torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(module.parameters(), lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
-
-
 def _tensor_bytes(tensor: torch.Tensor) -> bytes:
     """A tensor's values as little-endian float32 bytes."""
     return np.ascontiguousarray(tensor.detach().to("cpu", torch.float32).numpy(), dtype="<f4").tobytes()
@@ -226,11 +218,10 @@ class SplitClient:
         vector = vector_from_bytes(message.blob("weights"), self.layout.size)
         self.part.load_state_dict(unflatten_into(self._template, self.layout, vector))
         self.part.to(self.device).train()
-        self._optimizer = _make_optimizer(self.part, self.training)
+        self._optimizer = make_optimizer(self.part, self.training)
         self._round = message.round
         generator = seed_everything(self.seed, message.round, self.cid)
-        self._loader = DataLoader(TorchImageDataset(self.data), batch_size=self.training.batch_size, shuffle=True,
-                                  generator=generator, num_workers=0, drop_last=False)
+        self._loader = make_loader(self.data, self.training, generator)
         self._batches = iter(self._loader)
         self._epoch, self._batch, self._step = 0, 0, 0
         self.loss_sum, self.samples_seen = 0.0, 0
@@ -335,7 +326,7 @@ class SplitServer:
         self.relay = vector_to_bytes(client_weights)
         self.timings: dict[str, float] = {}
         self.criterion = nn.CrossEntropyLoss()
-        self.optimizer = _make_optimizer(self.part, training)
+        self.optimizer = make_optimizer(self.part, training)
         self.layout = ModelLayout.of(self.part.state_dict())
         self._turn: tuple[int, str] | None = None
 
@@ -344,7 +335,7 @@ class SplitServer:
 
     def new_optimizer(self) -> None:
         """Replaces the optimizer (its momentum is not part of the state vector)."""
-        self.optimizer = _make_optimizer(self.part, self.training)
+        self.optimizer = make_optimizer(self.part, self.training)
 
     def weights_for(self, round_: int, cid: int) -> bytes:
         """Opens client `cid`'s turn: the relayed client-part weights, as a `weights` message."""

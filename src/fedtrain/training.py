@@ -55,13 +55,6 @@ def seed_everything(*seed_parts: int) -> torch.Generator:
     return generator
 
 
-def _optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
-
-
 def train_local(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *, device: torch.device,
                 generator: torch.Generator, progress: object | None = None) -> float:
     """Trains `model` in place for config.epochs epochs; returns the mean training loss of the last epoch.
@@ -81,8 +74,11 @@ def make_loader(data: ImageSet, config: LocalTrainingConfig, generator: torch.Ge
 
 
 def make_optimizer(model: nn.Module, config: LocalTrainingConfig) -> torch.optim.Optimizer:
-    """SGD with momentum or Adam, as configured."""
-    return _optimizer(model, config)
+    """SGD with momentum or Adam over the model's parameters, as configured."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay)
 
 
 def run_epochs(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,

@@ -439,3 +439,19 @@ def test_bytes_in_metrics_are_the_message_lengths(which, secure_a, plain_run):
         assert rec["bytes"]["received_per_client"] == received
         assert from_file["bytes"] == rec["bytes"]
         assert all(v > 0 for v in sent.values()) and all(v > 0 for v in received.values())
+
+
+@pytest.mark.parametrize("blob", ["chunkX", "chunk", "model", "chunk99"])
+def test_server_rejects_update_blobs_that_are_not_chunks(small_keys, blob):
+    from fedtrain.errors import ProtocolError
+    from fedtrain.messages import Message
+    from fedtrain.server import Server
+
+    pk, _ = small_keys
+    server = Server(num_clients=2, fraction=1.0, seed=0, privacy="paillier", avg="weighted", value_bits=16,
+                    model_size=3, public_key=pk)
+    server.initialize(np.zeros(3, dtype=np.float32))
+    selected = sorted(server.start_round(1))
+    replies = {c: Message("update", 1, f"client:{c}", {}, {blob: b"x"}).to_bytes() for c in selected}
+    with pytest.raises(ProtocolError, match="unexpected update blob"):
+        server.on_updates(1, replies)
