@@ -39,6 +39,12 @@ key 150x (classic) and 2000x (DJN) per value, packed decryption 160x per value, 
 exponentiation kernel 1.5x over mpz_powm; and a throughput scaling of at least 1.8x on 2 threads
 for every fastpaillier operation.
 Every operation is checked for correctness once, outside the timed regions, before timing.
+
+Peers (optional, ``--peers``; on by default when one of them imports): SecretFlow's ``sf-heu``
+(ZPaillier through heu.numpy), ``pypaillier`` and FATE's ``fate-utils``, each installed by hand
+(see benchmarks/peers.py), each with its own key of ``--bits`` bits at its fastest comparable
+setting on 1 thread: encryption, decryption and addition per ciphertext, timed in the same
+interleaved rounds, in a second table with each one's time over fastpaillier's.
 """
 
 from __future__ import annotations
@@ -75,7 +81,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from fastpaillier import _native as fp_native
 from fastpaillier.testing import ciphertext_ints
-from machine import cpu_model
+import peers as peerlib  # sets the peers' thread pools to 1 thread before any of them starts
+from machine import cpu_model, kernel_tier_label, kernel_tier_name, kernel_tier_note
 
 TARGET_BITS = 2048
 SCALING_TARGET_THREADS = 2
@@ -134,6 +141,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=None,
                         help="interleaved timing rounds, the best is kept (default 7; 3 with --quick)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure the installed peer libraries (sf-heu, pypaillier, fate-utils) on "
+                             "1 thread and print a second table (default: on when any of them imports)")
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
         parser.error("--reps must be >= 1")
@@ -463,14 +473,17 @@ def fastpaillier_measurements(ops: Sequence[Operation], threads: Sequence[int]) 
             for op in ops for t in threads]
 
 
-def measure(keys: Keys, work: Workload, ops: Sequence[Operation], cfg: Config) -> dict[Key, float]:
-    """Seconds per item of everything, after one warm-up call of each fastpaillier operation."""
+def measure(keys: Keys, work: Workload, ops: Sequence[Operation], cfg: Config,
+            extra: Sequence[Measurement] = ()) -> dict[Key, float]:
+    """Seconds per item of everything, after one warm-up call of each fastpaillier operation (and extra one)."""
     for op in ops:  # page in code, thread start-up, caches and the DJN tables (built on first use)
         if op.setup is not None:
             op.setup()
         op.run(max(cfg.threads))
+    for m in extra:
+        m.fn()
     measurements = [*fastpaillier_measurements(ops, cfg.threads), *phe_measurements(keys, work),
-                    *gmpy2_measurements(keys, work), *gmp_measurements(work)]
+                    *gmpy2_measurements(keys, work), *gmp_measurements(work), *extra]
     return run_rounds(measurements, cfg)
 
 
@@ -592,8 +605,6 @@ def load_average() -> str:
 
 
 def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> list[str]:
-    from fastpaillier import _native as fp_native
-
     gmp_libs = loaded_gmp_versions()
     fp_gmp = [f"GMP {v} ({p})" for p, v in gmp_libs.items() if "gmpy2" not in p] or ["unknown"]
     return [
@@ -603,11 +614,12 @@ def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> l
         f"Python {platform.python_version()}, numpy {np.__version__}, gmpy2 {gmpy2.version()} "
         f"({gmpy2.mp_version()}), phe {phe.__version__} (uses gmpy2: {phe.util.HAVE_GMP})",
         f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
-        "CPU features used: " + ("AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52) for CRT decryption, "
-                                 "CRT encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
-                                 "ciphertext products in Montgomery form mod n^2"
-                                 if fp_native.ifma_enabled() else
-                                 "portable GMP path (no AVX-512 IFMA, or FASTPAILLIER_DISABLE_IFMA set)"),
+        f"kernel tier: {kernel_tier_label()}; CPU features used: " + (
+            "AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52) for CRT decryption, "
+            "CRT encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
+            "ciphertext products in Montgomery form mod n^2"
+            if kernel_tier_name() == "ifma" else
+            f"{kernel_tier_note()} (FASTPAILLIER_KERNEL=ifma|mulx|portable|gmp forces a tier)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
         f"1-minute load average: {load_before} before timing, {load_average()} after "
         f"(on {usable_cores()} usable CPUs; other work on the machine lowers the 2-thread scaling)",
@@ -663,6 +675,33 @@ def report(cfg: Config, work: Workload, rows: Sequence[Row], markdown: bool, loa
                       render_text(rows), "", *(f"* {line}" for line in tail)])
 
 
+# ---- peers (optional installs, benchmarks/peers.py) ------------------------------------------
+
+PEER_DISTINCT = 32  # fresh encryptions tiled into each peer's addition operands
+
+
+def peer_measurements(peer_set: Sequence[peerlib.Peer], work: Workload, cfg: Config) -> list[Measurement]:
+    """Encryption, decryption and addition of every peer on 1 thread, on phe's batch sizes."""
+    values = work.plaintexts[:cfg.phe_batch]
+    measurements = []
+    for peer in peer_set:
+        peer_work = peerlib.make_work(peer, values, cfg.phe_add_batch, PEER_DISTINCT)
+        measurements += [Measurement((peer.name, op, 1), fn, items)
+                         for op, fn, items in peerlib.operations(peer, peer_work)]
+    return measurements
+
+
+def peer_report(peer_set: Sequence[peerlib.Peer], left_out: dict[str, str], times: dict[Key, float],
+                cfg: Config, markdown: bool) -> str:
+    """The second table: each peer's time per ciphertext over fastpaillier's (1 thread), phe beside them."""
+    fp_times = {op: times[("fastpaillier", row, 1)] for op, row in peerlib.FASTPAILLIER_ROWS.items()}
+    peer_times = {(lib, op): t for (lib, op, threads), t in times.items() if threads == 1}
+    references = {f"phe {phe.__version__}": {op: times[("phe", op, 1)] for op in peerlib.OPERATIONS}}
+    batches = (f"{cfg.phe_batch} ciphertexts per encrypt/decrypt call, {cfg.phe_add_batch} additions per add "
+               f"call (operands tiled from {PEER_DISTINCT} encryptions), as for phe")
+    return peerlib.render(peer_set, left_out, fp_times, peer_times, cfg.bits, batches, references, markdown)
+
+
 # ---- main -------------------------------------------------------------------------------------
 
 def progress(message: str) -> None:
@@ -678,11 +717,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = make_workload(keys, cfg)
     verify(keys, work)
     ops = operations(keys, work)
-    progress(f"timing fastpaillier ({', '.join(map(str, cfg.threads))} threads), phe and gmpy2 "
-             f"in {cfg.reps} interleaved rounds ...")
+    use_peers = args.peers if args.peers is not None else bool(peerlib.available())
+    peer_set, left_out = peerlib.load(cfg.bits, progress) if use_peers else ([], {})
+    if use_peers and not peer_set:
+        progress("no peer library to measure: " + "; ".join(f"{name}: {why}" for name, why in left_out.items()))
+    extra = peer_measurements(peer_set, work, cfg)
+    progress(f"timing fastpaillier ({', '.join(map(str, cfg.threads))} threads), phe and gmpy2"
+             + "".join(f", {peer.title()}" for peer in peer_set) + f" in {cfg.reps} interleaved rounds ...")
     load_before = load_average()
-    times = measure(keys, work, ops, cfg)
+    times = measure(keys, work, ops, cfg, extra)
     print(report(cfg, work, build_rows(ops, cfg, times), args.markdown, load_before))
+    if peer_set:
+        print()
+        print(peer_report(peer_set, left_out, times, cfg, args.markdown))
     return 0
 
 

@@ -15,3 +15,40 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The kernel tiers of fastpaillier's C++ core, fastest first, as the benchmark tables name them.
+KERNEL_TIER_LABELS = {"ifma": "IFMA", "mulx": "mulx", "portable": "portable", "gmp": "GMP"}
+
+KERNEL_TIER_NOTES = {
+    "ifma": "AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52)",
+    "mulx": "Montgomery arithmetic on 64-bit limbs with mulx/adcx/adox (BMI2 + ADX), no AVX-512 IFMA",
+    "portable": "Montgomery arithmetic on 64-bit limbs in plain C++ (no mulx/ADX, no AVX-512 IFMA)",
+    "gmp": "GMP only (mpz_powm_sec / mpn_sec_*), no AVX-512 IFMA",
+}
+
+
+def kernel_tier_name() -> str:
+    """The kernel tier fastpaillier runs on: "ifma", "mulx", "portable" or "gmp".
+
+    `fastpaillier._native.kernel_tier()` where the build has it (FASTPAILLIER_KERNEL forces
+    a tier there); older builds only know IFMA or not, so they answer "ifma" or "gmp".
+    """
+    from fastpaillier import _native
+
+    tier = getattr(_native, "kernel_tier", None)
+    if callable(tier):
+        return str(tier())
+    return "ifma" if _native.ifma_enabled() else "gmp"
+
+
+def kernel_tier_label(tier: str | None = None) -> str:
+    """The tier as the tables print it: IFMA, mulx, portable or GMP."""
+    tier = kernel_tier_name() if tier is None else tier
+    return KERNEL_TIER_LABELS.get(tier, tier)
+
+
+def kernel_tier_note(tier: str | None = None) -> str:
+    """One line on what the tier computes with."""
+    tier = kernel_tier_name() if tier is None else tier
+    return KERNEL_TIER_NOTES.get(tier, "unknown tier")

@@ -4,42 +4,24 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "ct_select.hpp"
+#include "kernel_tier.hpp"
 #include "limb_io.hpp"
 
 namespace fp {
 
-namespace {
-
-// All ones when a == b, else 0, without a branch.
-inline uint64_t ct_eq_mask(uint64_t a, uint64_t b) {
-  const uint64_t x = a ^ b;
-  return ((x | (0 - x)) >> 63) - 1;
-}
-
-// dst (limbs) = entry |index| of a row of |entries| entries of |limbs| limbs
-// each.  Reads every limb of every entry: constant time in index.
-void select_entry(uint64_t* dst, const uint64_t* row, size_t entries, size_t limbs,
-                  uint64_t index) {
-  std::memset(dst, 0, limbs * sizeof(uint64_t));
-  for (size_t k = 0; k < entries; ++k) {
-    const uint64_t mask = ct_eq_mask(k, index);
-    const uint64_t* entry = row + k * limbs;
-    for (size_t j = 0; j < limbs; ++j) dst[j] |= entry[j] & mask;
-  }
-}
-
-}  // namespace
 
 FixedBaseTable::FixedBaseTable(mpz_srcptr base, mpz_srcptr modulus, size_t exp_bits,
-                               unsigned window)
-    : exp_bits_(exp_bits), window_(window) {
-  if (window < 1 || window > 8 || mpz_even_p(modulus)) std::abort();
+                               unsigned window, unsigned window64)
+    : exp_bits_(exp_bits), window_(window), window64_(window64) {
+  if (window < 1 || window > 8 || window64 < 1 || window64 > 8 || mpz_even_p(modulus)) std::abort();
   mpz_inits(base_, mod_, nullptr);
   mpz_set(mod_, modulus);
   mpz_mod(base_, base, modulus);
   windows_ = exp_bits ? (exp_bits + window - 1) / window : 1;
   limbs_ = mpz_size(mod_);
   ifma_mod_.init(mod_);
+  m64_mod_.init(mod_);
 }
 
 FixedBaseTable::~FixedBaseTable() { mpz_clears(base_, mod_, nullptr); }
@@ -73,7 +55,21 @@ const IfmaFixedBase& FixedBaseTable::ifma() const {
   return ifma_;
 }
 
+const Mont64FixedBase& FixedBaseTable::mont64() const {
+  std::call_once(m64_once_, [this] { m64_.init(m64_mod_, mod_, base_, exp_bits_, window64_); });
+  return m64_;
+}
+
 void FixedBaseTable::powm(mpz_t out, mpz_srcptr e) const {
+  if (mont64_enabled()) {
+    if (mpz_sizeinbase(e, 2) > exp_bits_ && mpz_sgn(e) != 0) std::abort();
+    mont64_fixed_powm(m64_mod_, mont64(), out, e);
+    return;
+  }
+  powm_sec(out, e);
+}
+
+void FixedBaseTable::powm_sec(mpz_t out, mpz_srcptr e) const {
   const std::vector<uint64_t>& table = portable();
   const size_t L = limbs_, entries = size_t{1} << window_;
   const size_t e_limbs = (windows_ * window_ + 63) / 64;

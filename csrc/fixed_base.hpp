@@ -11,9 +11,10 @@
 //
 // The exponent is secret (it is the encryption randomness), so every table
 // read scans the whole row and keeps the wanted entry with a mask; the
-// products use GMP's mpn_sec_* functions (portable path) or the 8-lane
-// IFMA Montgomery product (ifma_enabled()), both with an operation sequence
-// that depends on the table's shape only.
+// products use the 64-bit Montgomery kernels (mulx / portable tiers), GMP's
+// mpn_sec_* functions (gmp tier) or the 8-lane IFMA Montgomery product
+// (ifma tier), each with an operation sequence that depends on the table's
+// shape only.
 #pragma once
 
 #include <gmp.h>
@@ -24,16 +25,20 @@
 #include <vector>
 
 #include "ifma_montgomery.hpp"
+#include "mont64.hpp"
 
 namespace fp {
 
 class FixedBaseTable {
  public:
   // Table for base^e mod modulus, 0 <= e < 2^exp_bits, windows of |window|
-  // bits (1..8).  The modulus must be odd; the base is reduced mod modulus.
-  // Each representation (portable limbs, IFMA digits) is built on first use,
-  // once, thread-safely; the object is then read-only.
-  FixedBaseTable(mpz_srcptr base, mpz_srcptr modulus, size_t exp_bits, unsigned window);
+  // bits (1..8) for the IFMA and gmp representations and |window64| bits for
+  // the 64-bit Montgomery one.  The modulus must be odd; the base is reduced
+  // mod modulus.  Each representation (gmp limbs, IFMA digits, Montgomery
+  // limbs) is built on first use, once, thread-safely; the object is then
+  // read-only.
+  FixedBaseTable(mpz_srcptr base, mpz_srcptr modulus, size_t exp_bits, unsigned window,
+                 unsigned window64);
   ~FixedBaseTable();
   FixedBaseTable(const FixedBaseTable&) = delete;
   FixedBaseTable& operator=(const FixedBaseTable&) = delete;
@@ -42,10 +47,11 @@ class FixedBaseTable {
   size_t windows() const { return windows_; }
   mpz_srcptr modulus() const { return mod_; }
 
-  // out = base^e mod m with mpn_sec_mul / mpn_sec_div_r and masked row scans:
-  // constant time in e (which must be < 2^exp_bits; aborts otherwise).  Cost:
-  // windows() products of limbs(m) x limbs(m) limbs.  out may alias e.
-  // Scratch (exponent, products) is wiped before returning.
+  // out = base^e mod m, one row at a time: with the 64-bit Montgomery
+  // kernels where mont64_enabled(), else with mpn_sec_mul / mpn_sec_div_r.
+  // Masked row scans: constant time in e (which must be < 2^exp_bits; aborts
+  // otherwise).  Cost: one product per window.  out may alias e.  Scratch
+  // (exponent, products) is wiped before returning.
   void powm(mpz_t out, mpz_srcptr e) const;
 
   // out[l] = base^e[l] mod m for 8 lanes on the IFMA path; same constant-time
@@ -57,14 +63,18 @@ class FixedBaseTable {
  private:
   const std::vector<uint64_t>& portable() const;
   const IfmaFixedBase& ifma() const;
+  const Mont64FixedBase& mont64() const;
+  void powm_sec(mpz_t out, mpz_srcptr e) const;
 
   mpz_t base_, mod_;
   size_t exp_bits_, windows_, limbs_;
-  unsigned window_;
+  unsigned window_, window64_;
   IfmaModulus ifma_mod_;
-  mutable std::once_flag portable_once_, ifma_once_;
+  Mont64Modulus m64_mod_;
+  mutable std::once_flag portable_once_, ifma_once_, m64_once_;
   mutable std::vector<uint64_t> portable_;  // [window][entry][limb], canonical values < m
   mutable IfmaFixedBase ifma_;
+  mutable Mont64FixedBase m64_;
 };
 
 }  // namespace fp

@@ -19,8 +19,7 @@ namespace fp {
 // Other architectures: the IFMA path does not exist; the kernels are never
 // called and tables stay empty.
 bool IfmaModulus::init(mpz_srcptr) { return false; }
-bool ifma_enabled() { return false; }
-void set_ifma_enabled(bool) {}
+bool ifma_cpu_supported() { return false; }
 void IfmaFixedBase::init(const IfmaModulus&, mpz_srcptr, mpz_srcptr, size_t, unsigned) {}
 void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
 void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
@@ -70,12 +69,6 @@ void from_digits(mpz_ptr x, const uint64_t* in, size_t digits, size_t stride) {
 constexpr int kLanes = 8;
 constexpr int kWindow = 5;
 
-std::atomic<int> g_ifma_state{-1};  // -1 unknown, 0 off, 1 on
-
-bool cpu_has_ifma() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
-}
 
 // 64-byte aligned scratch of |vectors| __m512i, wiped (it holds secret
 // intermediate values) and freed on scope exit.
@@ -267,17 +260,9 @@ bool IfmaModulus::init(mpz_srcptr modulus) {
   return true;
 }
 
-bool ifma_enabled() {
-  int state = g_ifma_state.load();
-  if (state < 0) {
-    state = cpu_has_ifma() && std::getenv("FASTPAILLIER_DISABLE_IFMA") == nullptr ? 1 : 0;
-    g_ifma_state.store(state);
-  }
-  return state == 1;
-}
-
-void set_ifma_enabled(bool on) {
-  g_ifma_state.store(on && cpu_has_ifma() ? 1 : 0);
+bool ifma_cpu_supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
 }
 
 void IfmaFixedBase::init(const IfmaModulus& mod, mpz_srcptr modulus, mpz_srcptr base,

@@ -26,10 +26,15 @@ struct IfmaModulus {
   bool init(mpz_srcptr modulus);
 };
 
-// True when the CPU has AVX-512F and IFMA and FASTPAILLIER_DISABLE_IFMA is
-// not set (nor disabled through set_ifma_enabled).
+// True when the active kernel tier is ifma (kernel_tier.hpp): the CPU has
+// AVX-512F and IFMA and neither FASTPAILLIER_DISABLE_IFMA nor
+// FASTPAILLIER_KERNEL chose another tier.
 bool ifma_enabled();
-void set_ifma_enabled(bool on);  // tests force the portable path with false
+// true: switch to the ifma tier where the CPU has it; false: switch from
+// ifma to the best other tier.  Defined in kernel_tier.cpp.
+void set_ifma_enabled(bool on);
+// The CPU has AVX-512F and AVX-512 IFMA and this build has the kernels.
+bool ifma_cpu_supported();
 
 // out[l] = base[l]^e mod m for 8 lanes.  base values must be < m; |e| > 0.
 // Constant time in e and the bases for a fixed bit length of e: the window

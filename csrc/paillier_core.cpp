@@ -52,6 +52,20 @@ inline void crt_combine(mpz_t out, const PrivateContext& priv, mpz_srcptr x_p,
   mpz_add(out, tmp, x_q);
 }
 
+// out = base^e mod modulus with a secret e (and possibly secret base <
+// modulus), constant time in both for the modulus size and bit_length(e):
+// the Montgomery kernels on the mulx / portable tiers, else mpz_powm_sec.
+// bit_length(e) is treated as public (p - 1, p, q - 1, q have the key's
+// fixed half size).  out may alias base.
+inline void secret_powm(mpz_t out, mpz_srcptr base, mpz_srcptr e, mpz_srcptr modulus,
+                        const Mont64Modulus& m64) {
+  if (mont64_enabled()) {
+    mont64_powm(m64, out, base, e, mpz_sizeinbase(e, 2));
+  } else {
+    mpz_powm_sec(out, base, e, modulus);
+  }
+}
+
 // out = a uniform n-th residue mod n^2, computed by CRT in the secret factors.
 //
 // Why s_p^p mod p^2 with s_p uniform in [1, p) has the distribution of
@@ -64,14 +78,15 @@ inline void crt_combine(mpz_t out, const PrivateContext& priv, mpz_srcptr x_p,
 // r uniform in Z_n^*.  Cost: two 1/2-size exponentiations with 1/2-size
 // exponents instead of one full one, about 1/4 of the classic work.
 //
-// Timing: mpz_powm_sec is constant time in the secret exponent and modulus
-// size; the random draws vary only in the number of rejections.
+// Timing: secret_powm is constant time in the secret exponent and base for
+// a given modulus size; the random draws vary only in the number of
+// rejections.
 bool obfuscator_crt(mpz_t out, const PrivateContext& priv, RandomSource& rng,
                     Scratch& s) {
   if (!rng.uniform_nonzero_below(s.a, priv.p)) return false;
-  mpz_powm_sec(s.a, s.a, priv.p, priv.psq);
   if (!rng.uniform_nonzero_below(s.b, priv.q)) return false;
-  mpz_powm_sec(s.b, s.b, priv.q, priv.qsq);
+  secret_powm(s.a, s.a, priv.p, priv.psq, priv.m64_psq);
+  secret_powm(s.b, s.b, priv.q, priv.qsq, priv.m64_qsq);
   crt_combine(out, priv, s.a, s.b, s.c);
   return true;
 }
@@ -118,7 +133,19 @@ PublicContext::PublicContext(const uint64_t* n_row, size_t limbs) {
   mpz_mul(nsq, n, n);
   n_limbs = mpz_size(n);
   nsq_limbs = mpz_size(nsq);
-  mont_supported = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
+  const bool ifma_ok = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
+  m64_nsq.init(nsq);
+  if (ifma_ok && ifma_enabled()) {
+    form = Form::kIfma;
+    form_r_bits = 52 * ifma_nsq.digits;
+  } else {
+    form = Form::kMont64;
+    form_r_bits = m64_nsq.r_bits();
+  }
+}
+
+bool mont_native(const PublicContext& pub) {
+  return pub.form == PublicContext::Form::kIfma ? ifma_enabled() : mont64_enabled();
 }
 
 PublicContext::~PublicContext() { mpz_clears(n, nsq, nullptr); }
@@ -157,6 +184,8 @@ PrivateContext::PrivateContext(const uint64_t* p_row, const uint64_t* q_row,
   mpz_clear(t);
   ifma_psq.init(psq);
   ifma_qsq.init(qsq);
+  m64_psq.init(psq);
+  m64_qsq.init(qsq);
 }
 
 PrivateContext::~PrivateContext() {
@@ -301,9 +330,9 @@ void encrypt_with_r_crt(const PrivateContext& priv, const uint64_t* m,
       mpz_srcptr rr = view(v, r + i * r_limbs, r_limbs);
       // Constant time in the secret exponents n mod p(p-1), n mod q(q-1).
       mpz_mod(s.a, rr, priv.psq);
-      mpz_powm_sec(s.a, s.a, priv.exp_p, priv.psq);
+      secret_powm(s.a, s.a, priv.exp_p, priv.psq, priv.m64_psq);
       mpz_mod(s.b, rr, priv.qsq);
-      mpz_powm_sec(s.b, s.b, priv.exp_q, priv.qsq);
+      secret_powm(s.b, s.b, priv.exp_q, priv.qsq, priv.m64_qsq);
       crt_combine(s.a, priv, s.a, s.b, s.c);
       g_pow(s.b, pub, view(v, m + i * m_limbs, m_limbs));
       mpz_mul(s.a, s.a, s.b);
@@ -323,6 +352,10 @@ namespace {
 // and w = 5 mod p^2 (D = 40).
 constexpr unsigned kDjnWindowPublic = 6;
 constexpr unsigned kDjnWindowCrt = 5;
+// The same for the 64-bit Montgomery tiers (mulx, portable), measured on
+// AMD EPYC (Zen 4) without AVX-512: see benchmarks/RESULTS_issue9.md.
+constexpr unsigned kDjnWindow64Public = 6;
+constexpr unsigned kDjnWindow64Crt = 5;
 
 // Eight exponents (or obfuscators) owned by one worker; wiped on destruction.
 struct Lanes {
@@ -434,15 +467,15 @@ size_t djn_exponent_bits(size_t n_bits) { return (n_bits + 1) / 2 + kDjnMarginBi
 DjnContext::DjnContext(const PublicContext& pub, const uint64_t* hs, size_t hs_limbs)
     : exp_bits(djn_exponent_bits(mpz_sizeinbase(pub.n, 2))) {
   mpz_t v;
-  table.reset(new FixedBaseTable(view(v, hs, hs_limbs), pub.nsq, exp_bits, kDjnWindowPublic));
+  table.reset(new FixedBaseTable(view(v, hs, hs_limbs), pub.nsq, exp_bits, kDjnWindowPublic, kDjnWindow64Public));
 }
 
 DjnCrtContext::DjnCrtContext(const PrivateContext& priv, const uint64_t* hs, size_t hs_limbs)
     : exp_bits(djn_exponent_bits(mpz_sizeinbase(priv.pub.n, 2))) {
   mpz_t v;
   mpz_srcptr h = view(v, hs, hs_limbs);
-  table_p.reset(new FixedBaseTable(h, priv.psq, mpz_sizeinbase(priv.p, 2), kDjnWindowCrt));
-  table_q.reset(new FixedBaseTable(h, priv.qsq, mpz_sizeinbase(priv.q, 2), kDjnWindowCrt));
+  table_p.reset(new FixedBaseTable(h, priv.psq, mpz_sizeinbase(priv.p, 2), kDjnWindowCrt, kDjnWindow64Crt));
+  table_q.reset(new FixedBaseTable(h, priv.qsq, mpz_sizeinbase(priv.q, 2), kDjnWindowCrt, kDjnWindow64Crt));
 }
 
 bool djn_generate_base(const PublicContext& pub, uint64_t* out) {
@@ -523,11 +556,18 @@ void batch_powm(const uint64_t* base, const uint64_t* e, size_t e_limbs, size_t 
   mpz_t mv;
   mpz_srcptr mod = view(mv, m, m_limbs);
   if (!ifma_enabled()) {
+    Mont64Modulus m64;
+    const bool m64_ok = mont64_enabled() && m64.init(mod);
     parallel_for(count, threads, kMinExpRows, [&](size_t begin, size_t end) {
       Scratch s;
       mpz_t vb, ve;
       for (size_t i = begin; i < end; ++i) {
-        mpz_powm_sec(s.a, view(vb, base + i * m_limbs, m_limbs), view(ve, e + i * e_limbs, e_limbs), mod);
+        mpz_srcptr b = view(vb, base + i * m_limbs, m_limbs), x = view(ve, e + i * e_limbs, e_limbs);
+        if (m64_ok) {
+          mont64_powm(m64, s.a, b, x, e_bits);
+        } else {
+          mpz_powm_sec(s.a, b, x, mod);
+        }
         store(s.a, out + i * m_limbs, m_limbs);
       }
     });
@@ -585,12 +625,12 @@ static void finish_half(mpz_t out, mpz_srcptr t, mpz_srcptr prime, mpz_srcptr h)
 }
 
 // m_p = L_p(c^(p-1) mod p^2) hp mod p.  Constant time in the secret exponent
-// p-1 (mpz_powm_sec).
+// p-1 (secret_powm: the Montgomery kernels, or mpz_powm_sec on the gmp tier).
 static void decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
                          mpz_srcptr prime_sq, mpz_srcptr prime_m1,
-                         mpz_srcptr h) {
+                         mpz_srcptr h, const Mont64Modulus& m64) {
   mpz_mod(out, c, prime_sq);  // an invalid c (p^2 | c) gives junk, the same as the IFMA path
-  mpz_powm_sec(out, out, prime_m1, prime_sq);
+  secret_powm(out, out, prime_m1, prime_sq, m64);
   finish_half(out, out, prime, h);
 }
 
@@ -658,8 +698,8 @@ void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
     mpz_t v;
     for (size_t i = begin; i < end; ++i) {
       mpz_srcptr ci = view(v, c + i * cl, cl);
-      decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp);
-      decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq);
+      decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp, priv.m64_psq);
+      decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq, priv.m64_qsq);
       crt_store(priv, s.a, s.b, s.c, out + i * ml);
     }
   });
@@ -784,7 +824,7 @@ namespace {
 void r_power(mpz_t out, const PublicContext& pub, long e) {
   mpz_t r, ex;
   mpz_inits(r, ex, nullptr);
-  mpz_setbit(r, 52 * pub.ifma_nsq.digits);
+  mpz_setbit(r, pub.form_r_bits);
   mpz_mod(r, r, pub.nsq);
   mpz_set_si(ex, e);
   mpz_powm(out, r, ex, pub.nsq);
@@ -800,12 +840,26 @@ void mont_rows(const PublicContext& pub, size_t count, size_t K, RowAt row_at, l
   if (count == 0 || K == 0) return;
   mpz_t corr;
   mpz_init(corr);
-  if (pub.mont_supported && ifma_enabled()) {
+  const bool ifma_fast = pub.form == PublicContext::Form::kIfma && ifma_enabled();
+  const bool m64_fast = pub.form == PublicContext::Form::kMont64 && mont64_enabled();
+  if (ifma_fast || m64_fast) {
     // K - 1 Montgomery products give R^(form_sum - (K - 1)); a last product
     // by R^(out_form - that + 1) lands on R^out_form.
     const long have = form_sum - static_cast<long>(K - 1);
     const bool need = have != out_form;
     if (need) r_power(corr, pub, out_form - have + 1);
+    if (m64_fast) {
+      parallel_for(count, threads, std::max<size_t>(1, kMinMulRows / K), [&](size_t begin, size_t end) {
+        Mont64RowProduct prod(pub.m64_nsq, need ? corr : nullptr);
+        std::vector<const uint64_t*> rows(K);
+        for (size_t i = begin; i < end; ++i) {
+          for (size_t k = 0; k < K; ++k) rows[k] = row_at(i, k);
+          prod.run(rows.data(), K, cl, out + i * cl);
+        }
+      });
+      mpz_clear(corr);
+      return;
+    }
     parallel_for((count + 7) / 8, threads, std::max<size_t>(1, kMinMulRows / 8 / K), [&](size_t begin, size_t end) {
       IfmaRowProduct prod(pub.ifma_nsq, need ? corr : nullptr);
       std::vector<const uint64_t*> rows(K * 8);

@@ -21,6 +21,8 @@
 
 #include "fixed_base.hpp"
 #include "ifma_montgomery.hpp"
+#include "kernel_tier.hpp"
+#include "mont64.hpp"
 
 namespace fp {
 
@@ -34,11 +36,24 @@ class PublicContext {
 
   mpz_t n, nsq;
   size_t n_limbs, nsq_limbs;
-  // Montgomery form of ciphertexts: c held as c R mod n^2 with
-  // R = 2^(52 D), D = ifma_nsq.digits (see mont_product_of_arrays).
+  // Montgomery form of ciphertexts: c held as c R mod n^2 (see
+  // mont_product_of_arrays).  R is fixed per context when it is made:
+  // R = 2^(52 D), D = ifma_nsq.digits, when the ifma tier is active then
+  // (and D <= kMaxMontDigits); else R = 2^(64 L), L = m64_nsq.limbs.  Any
+  // tier computes with either R; only the tier that matches it does so
+  // natively (mont_native).
   IfmaModulus ifma_nsq;
-  bool mont_supported = false;  // IFMA build and D <= kMaxMontDigits
+  Mont64Modulus m64_nsq;
+  enum class Form { kIfma, kMont64 } form = Form::kMont64;
+  size_t form_r_bits = 0;
+  bool mont_supported = true;
 };
+
+// Whether the active kernel tier computes products in this context's
+// Montgomery form directly (ifma form on the ifma tier, 64-bit form on the
+// mulx and portable tiers).  Callers keep results in Montgomery form only
+// then.
+bool mont_native(const PublicContext& pub);
 
 // Largest radix-2^52 digit count of n^2 for the Montgomery form (the IFMA
 // product keeps unnormalized digits below 2^63 up to 256 digits): n^2 of up
@@ -59,6 +74,7 @@ class PrivateContext {
   PublicContext pub;
   mpz_t p, q, psq, qsq, pm1, qm1, hp, hq, q_inv_p, qsq_inv_psq, exp_p, exp_q;
   IfmaModulus ifma_psq, ifma_qsq;  // radix-2^52 constants for the IFMA path
+  Mont64Modulus m64_psq, m64_qsq;  // 64-bit limb constants for the mulx / portable tiers
 };
 
 // ---- DJN fixed-base randomness -------------------------------------------
@@ -158,8 +174,9 @@ long rerandomize_djn_crt(const PrivateContext& priv, const DjnCrtContext& djn,
                          const uint64_t* c, size_t count, uint64_t* out, int threads);
 
 // Benchmark kernel: out[i] = base[i]^e[i] mod m for |count| rows (each of
-// m_limbs limbs, bases < m, exponents below 2^e_bits), with the 8-lane IFMA
-// exponentiation where ifma_enabled(), else mpz_powm_sec.
+// m_limbs limbs, bases < m, exponents below 2^e_bits), with the active
+// tier's constant-time exponentiation: 8-lane IFMA, the 64-bit Montgomery
+// kernels (mulx, portable), or mpz_powm_sec (gmp).
 void batch_powm(const uint64_t* base, const uint64_t* e, size_t e_limbs, size_t e_bits,
                 const uint64_t* m, size_t m_limbs, size_t count, uint64_t* out, int threads);
 
@@ -178,9 +195,10 @@ long rerandomize_private(const PrivateContext& priv, const uint64_t* c,
 
 // out[i] (n_limbs) = m with c[i] = E(m), by CRT: L_p(c^(p-1) mod p^2) hp mod p
 // and the same mod q, recombined.  The exponentiations are constant time in
-// p-1 and q-1: eight ciphertexts at a time with AVX-512 IFMA where
-// ifma_enabled(), else GMP's mpz_powm_sec.  The surrounding mpz reductions
-// are not strictly constant time in operand length.
+// p-1 and q-1 on every tier: eight ciphertexts at a time with AVX-512 IFMA
+// (ifma), one at a time with the 64-bit Montgomery kernels (mulx, portable)
+// or GMP's mpz_powm_sec (gmp).  The surrounding mpz reductions are not
+// strictly constant time in operand length.
 void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
              uint64_t* out, int threads);
 
@@ -223,10 +241,11 @@ void product_of_arrays(const PublicContext& pub, const uint64_t* const* c,
 // form), fully reduced below n^2.  A Montgomery product of rows in form 1
 // is one IFMA pass (no separate reduction), so sums of ciphertexts stay in
 // form 1 and convert only at the boundaries (serialization, exponentiation).
-// Products of public ciphertexts leak nothing secret, so these kernels are
-// not constant time (only the IFMA product sequence happens to be).
-// Without ifma_enabled() (or without pub.mont_supported) they compute the
-// same values with GMP: the product mod n^2 times R^(out_form - sum f).
+// Products of public ciphertexts leak nothing secret, so these kernels need
+// not be constant time (the IFMA and 64-bit product sequences happen to be).
+// Where the active tier does not compute in the context's form
+// (!mont_native(pub)) they compute the same values with GMP: the product
+// mod n^2 times R^(out_form - sum f).
 
 // out[i] = prod_k x_k[i] R^out_form mod n^2, where row i of c[k] holds
 // x_k[i] R^forms[k].  arrays >= 1; out may alias c[0] only when arrays == 1.

@@ -35,3 +35,29 @@ def tiny_keys() -> tuple[fp.PublicKey, fp.PrivateKey]:
     """python-paillier's documented tiny key n = 126869 = 293 * 433."""
     sk = fp.PrivateKey(293, 433, insecure=True)
     return sk.public_key, sk
+
+
+# ---- kernel tiers ------------------------------------------------------------------------------
+
+from fastpaillier import _native  # noqa: E402
+
+DEFAULT_TIER = _native.kernel_tier()
+SUPPORTED_TIERS = [t for t in _native.KERNEL_TIERS if _native.tier_supported(t)]
+
+
+@pytest.fixture(autouse=True)
+def _restore_kernel_tier():
+    """Every test starts and ends on the tier the process started with."""
+    _native.set_kernel_tier(DEFAULT_TIER)
+    yield
+    _native.set_kernel_tier(DEFAULT_TIER)
+
+
+@pytest.fixture(params=list(_native.KERNEL_TIERS))
+def tier(request):
+    """Runs the test on each kernel tier; skips the tiers this CPU cannot run."""
+    if not _native.tier_supported(request.param):
+        pytest.skip(f"this CPU cannot run the {request.param} kernel tier")
+    _native.set_kernel_tier(request.param)
+    yield request.param
+    _native.set_kernel_tier(DEFAULT_TIER)

@@ -37,12 +37,10 @@ def djn_2048(keys_2048):
     return sk.public_key, sk
 
 
-@pytest.fixture(params=[True, False], ids=["ifma", "portable"])
-def ifma_path(request):
-    """Runs the test on the IFMA path (where the CPU has it) and on the portable mpn_sec_* path."""
-    _native.set_ifma_enabled(request.param)
-    yield request.param
-    _native.set_ifma_enabled(True)
+@pytest.fixture
+def ifma_path(tier):
+    """Runs the test on every kernel tier the CPU has (ifma, mulx, portable, gmp)."""
+    return tier
 
 
 def _exponents(bits: int, count: int) -> list[int]:

@@ -21,7 +21,7 @@ def other_small_keys():
 
 VALUE_ERRORS = [fp.InsecureKeyError, fp.InvalidKeyError, fp.KeyMismatchError, fp.PlaintextRangeError,
                 fp.EncodingOverflowError, fp.SummandLimitError, fp.ShapeMismatchError, fp.CodecMismatchError,
-                fp.InvalidCiphertextError, fp.SerializationError]
+                fp.InvalidCiphertextError, fp.SerializationError, fp.UnsupportedKernelError]
 
 
 @pytest.mark.parametrize("cls", VALUE_ERRORS)

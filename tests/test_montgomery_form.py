@@ -1,9 +1,10 @@
 """Ciphertexts held in Montgomery form (c R mod n^2) give exactly the canonical results.
 
-Where the AVX-512 IFMA kernels run, encryptions and ciphertext sums keep their rows in
-Montgomery form; `ciphertexts`, to_bytes() and decryption see canonical values.  Every
-operation is cross-checked against gmpy2 on the canonical ciphertexts and against the
-portable path (IFMA switched off), at 256 (insecure), 2048, 3072 and 4096 bits.
+On the ifma, mulx and portable kernel tiers, encryptions and ciphertext sums keep their rows in
+Montgomery form (R = 2^(52 D) for ifma, 2^(64 L) for the 64-bit tiers, fixed per key when it is
+made); `ciphertexts`, to_bytes() and decryption see canonical values.  Every operation is
+cross-checked against gmpy2 on the canonical ciphertexts and across every tier the CPU has,
+at 256 (insecure), 2048, 3072 and 4096 bits.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ from fastpaillier.testing import array_from_ints, ciphertext_ints
 CPU_HAS_IFMA = "avx512ifma" in open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else False
 
 
-@pytest.fixture(autouse=True)
-def restore_ifma():
-    yield
-    _native.set_ifma_enabled(True)
+DEFAULT_TIER = fp.kernel_tier()  # read at collection, before any test switches tiers
+SUPPORTED_TIERS = fp.available_kernel_tiers()
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +46,7 @@ def keys(request, small_keys, keys_2048, big_keys):
 
 
 def _r(pk) -> int:
-    digits = (pk.nsquare.bit_length() + 2 + 51) // 52
-    return 1 << (52 * digits)
+    return 1 << pk._ctx.form_r_bits
 
 
 def _mulmod(pk, *arrays) -> list[int]:
@@ -61,21 +59,36 @@ def _mulmod(pk, *arrays) -> list[int]:
 
 
 def _expect_mont(pk) -> bool:
-    return CPU_HAS_IFMA and pk._ctx.mont_supported
+    """Results stay in Montgomery form when the active tier computes in the key's form."""
+    return pk._ctx.mont_native()
 
 
 def test_mont_supported_for_usual_sizes(keys):
     pk, _ = keys
-    assert pk._ctx.mont_supported == (pk._mont_ok)
-    if CPU_HAS_IFMA:
-        assert pk._ctx.mont_supported
+    assert pk._ctx.mont_supported == pk._mont_ok
+    assert pk._ctx.mont_supported
+    assert pk._ctx.mont_native() == (DEFAULT_TIER != "gmp")
 
 
-@pytest.mark.parametrize("ifma", [True, False])
+def test_form_follows_the_tier_the_key_was_made_on(small_primes, tier):
+    pk = fp.PrivateKey(*small_primes, insecure=True).public_key
+    nsq_bits = pk.nsquare.bit_length()
+    if tier == "ifma":
+        assert pk._ctx.form_r_bits == 52 * ((nsq_bits + 2 + 51) // 52)
+    else:
+        assert pk._ctx.form_r_bits == 64 * (((nsq_bits + 63) // 64 + 3) // 4 * 4)
+    assert pk._ctx.mont_native() == (tier != "gmp")
+    for other in SUPPORTED_TIERS:  # other tiers compute the same values, canonical where not native
+        _native.set_kernel_tier(other)
+        x = np.arange(5, dtype=np.int64)
+        enc = pk.encrypt(x)
+        assert enc._mont == pk._ctx.mont_native()
+        assert ciphertext_ints(enc + enc) == _mulmod(pk, enc, enc)
+
+
 @pytest.mark.parametrize("count", [1, 7, 8, 9, 17])
-def test_product_kernel_every_form_against_python(keys, ifma, count):
+def test_product_kernel_every_form_against_python(keys, tier, count):
     pk, _ = keys
-    _native.set_ifma_enabled(ifma)
     nsq, R = pk.nsquare, _r(pk)
     rng = np.random.default_rng(count)
     values = [[int.from_bytes(rng.bytes(pk.nsq_limbs * 8), "little") % nsq or 1 for _ in range(count)]
@@ -113,8 +126,8 @@ def test_round_trip_of_edge_values(keys):
     p, q = sk.p, sk.q
     edge = [1, 2, 3, nsq - 1, nsq - 2, p * p, q * q, p * q, nsq - p, (nsq - 1) // 3, _r(pk) % nsq]
     rows = _limbs.ints_to_rows(edge, pk.nsq_limbs)
-    for ifma in (True, False):
-        _native.set_ifma_enabled(ifma)
+    for name in SUPPORTED_TIERS:
+        _native.set_kernel_tier(name)
         mont = pk._convert(rows, False, True, 1)
         assert _limbs.rows_to_ints(mont) == [x * _r(pk) % nsq for x in edge]
         assert np.array_equal(pk._convert(mont, True, False, 2), rows)
@@ -146,8 +159,8 @@ def test_every_operation_matches_gmpy2_and_the_portable_path(keys):
     assert a._mont == b._mont == _expect_mont(pk)
 
     results = {}
-    for ifma in (True, False):
-        _native.set_ifma_enabled(ifma)
+    for ifma in SUPPORTED_TIERS:
+        _native.set_kernel_tier(ifma)
         r = {
             "a+b": a + b, "b+a": b.add(a, threads=2), "a-b": a - b, "a+5": a + 5, "a-y": a - y,
             "5-a": 5 - a, "a*k": a * 3, "a*arr": a * (y % 1000), "-a": -a, "sum": a.sum(),
@@ -157,7 +170,7 @@ def test_every_operation_matches_gmpy2_and_the_portable_path(keys):
         results[ifma] = {k: ciphertext_ints(v) for k, v in r.items()}
         for key, v in r.items():
             assert all(0 < ct < nsq for ct in ciphertext_ints(v)), key
-        assert r["a+b"]._mont == (ifma and pk._mont_ok)
+        assert r["a+b"]._mont == _expect_mont(pk)
         # decryptions
         assert np.array_equal(sk.decrypt(r["a+b"]), x + y)
         assert np.array_equal(sk.decrypt(r["a+5"]), x + 5)
@@ -181,7 +194,8 @@ def test_every_operation_matches_gmpy2_and_the_portable_path(keys):
         for v in ca:
             prod = prod * v % nsq
         assert results[ifma]["sum"] == [prod]
-    assert results[True] == results[False]  # both paths give the same canonical ciphertexts
+    first = results[SUPPORTED_TIERS[0]]
+    assert all(r == first for r in results.values())  # every tier gives the same canonical ciphertexts
 
 
 def test_serialization_gives_identical_canonical_bytes(keys):
@@ -199,14 +213,14 @@ def test_serialization_gives_identical_canonical_bytes(keys):
     assert ciphertext_ints(back + enc) == ciphertext_ints(enc + enc) == _mulmod(pk, enc, enc)
 
 
-@pytest.mark.parametrize("ifma", [True, False])
-def test_mixing_forms(keys, ifma):
+def test_mixing_forms(keys, tier):
     pk, sk = keys
     x = np.arange(10, dtype=np.int64) + 3
+    _native.set_kernel_tier(DEFAULT_TIER)
     mont = sk.encrypt(x)
     canonical = fp.EncryptedArray(pk, sk.encrypt(2 * x).ciphertexts)
     edge = array_from_ints(pk, [1, pk.nsquare - 1] * 5)  # valid ring elements at the ends of the range
-    _native.set_ifma_enabled(ifma)
+    _native.set_kernel_tier(tier)
     for left, right in ((mont, canonical), (canonical, mont), (canonical, canonical), (mont, mont),
                         (mont, edge), (edge, edge)):
         got = left + right
@@ -243,21 +257,21 @@ def test_pool_converts_between_forms(small_primes):
     sk = fp.PrivateKey(*small_primes, insecure=True)
     pk = sk.public_key
     pool = ObfuscatorPool(pk)
-    pool.fill(5, sk, threads=1)          # Montgomery form where IFMA runs
-    _native.set_ifma_enabled(False)
+    pool.fill(5, sk, threads=1)          # Montgomery form where the tier computes in it
+    _native.set_kernel_tier("gmp")
     pool.fill(5, None, threads=1)        # canonical
-    _native.set_ifma_enabled(True)
+    _native.set_kernel_tier(DEFAULT_TIER)
     both = pool.take(10)                 # canonical on request
     assert not sk.decrypt(fp.EncryptedArray(pk, both)).any()
-    # encryption drains the pool in whichever form is current, on either path
-    for ifma in (True, False, True):
-        _native.set_ifma_enabled(not ifma)
+    # encryption drains the pool in whichever form is current, on every tier
+    for fill_tier, use_tier in (("gmp", DEFAULT_TIER), (DEFAULT_TIER, "gmp"), *((t, t) for t in SUPPORTED_TIERS)):
+        _native.set_kernel_tier(fill_tier)
         pk.precompute_obfuscators(6, background=False)
-        _native.set_ifma_enabled(ifma)
+        _native.set_kernel_tier(use_tier)
         x = np.arange(8, dtype=np.int64) + 11  # 6 pooled + 2 fresh
         enc = pk.encrypt(x)
         assert pk.obfuscators_available == 0
-        assert enc._mont == (ifma and _expect_mont(pk))
+        assert enc._mont == _expect_mont(pk)
         assert np.array_equal(sk.decrypt(enc), x)
         assert np.array_equal(sk.decrypt(enc + enc), 2 * x)
 
@@ -288,14 +302,26 @@ def test_codec_arrays(keys_2048):
     assert np.allclose(sk.decrypt(e + e - e * 3 + 1.0), [1.5 * -1 + 1.0, -2.25 * -1 + 1.0])
 
 
-def test_disabled_ifma_keeps_everything_canonical():
+def test_gmp_tier_keeps_everything_canonical():
     code = ("import numpy as np, fastpaillier as fp\n"
             "pk, sk = fp.generate_keypair(512, insecure=True)\n"
             "a = sk.encrypt(np.arange(5)); b = a + a\n"
-            "print(a._mont, b._mont, b.sum()._mont, sk.decrypt(b).tolist())\n")
-    env = dict(os.environ, FASTPAILLIER_DISABLE_IFMA="1")
+            "print(fp.kernel_tier(), a._mont, b._mont, b.sum()._mont, sk.decrypt(b).tolist())\n")
+    env = dict(os.environ, FASTPAILLIER_KERNEL="gmp")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False", "False", "[0,", "2,", "4,", "6,", "8]"]
+    assert out.stdout.split() == ["gmp", "False", "False", "False", "[0,", "2,", "4,", "6,", "8]"]
+
+
+def test_disabled_ifma_still_uses_a_montgomery_tier():
+    code = ("import numpy as np, fastpaillier as fp\n"
+            "pk, sk = fp.generate_keypair(512, insecure=True)\n"
+            "a = sk.encrypt(np.arange(5)); b = a + a\n"
+            "print(fp.kernel_tier(), a._mont, b._mont, sk.decrypt(b).tolist())\n")
+    env = {k: v for k, v in os.environ.items() if k != "FASTPAILLIER_KERNEL"}
+    env["FASTPAILLIER_DISABLE_IFMA"] = "1"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    expected_tier = [t for t in SUPPORTED_TIERS if t != "ifma"][0]
+    assert out.stdout.split() == [expected_tier, "True", "True", "[0,", "2,", "4,", "6,", "8]"]
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -304,8 +330,8 @@ def test_large_batches_split_over_threads(keys_2048, threads):
     x = np.arange(203, dtype=np.int64)  # 26 groups of 8 lanes, the last one partial
     a = sk.encrypt(x)
     b = fp.EncryptedArray(pk, sk.encrypt(x[::-1].copy()).ciphertexts)
-    for ifma in (True, False):
-        _native.set_ifma_enabled(ifma)
+    for name in SUPPORTED_TIERS:
+        _native.set_kernel_tier(name)
         assert ciphertext_ints(a.add(a, threads=threads)) == _mulmod(pk, a, a)
         assert ciphertext_ints(a.add(b, threads=threads)) == _mulmod(pk, a, b)
         assert ciphertext_ints(sum_arrays([b, a, b], threads=threads)) == _mulmod(pk, b, a, b)

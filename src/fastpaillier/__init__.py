@@ -13,8 +13,9 @@ from .encrypted_array import EncryptedArray, sum_arrays
 from .errors import (CodecMismatchError, EncodingOverflowError, FastPaillierError, InsecureKeyError,
                      InvalidArgumentError, InvalidCiphertextError, InvalidKeyError, KeyMismatchError,
                      PlaintextRangeError, RandomnessError, SerializationError, ShapeMismatchError,
-                     SummandLimitError)
+                     SummandLimitError, UnsupportedKernelError)
 from .fixed_point import FixedPointCodec
+from .kernels import available_kernel_tiers, kernel_tier, set_kernel_tier
 from .keys import MIN_SECURE_BITS, PrivateKey, PublicKey, generate_keypair
 from .packed import PackedCodec
 from .threads import get_num_threads, set_num_threads
@@ -26,5 +27,6 @@ __all__ = [
     "FixedPointCodec", "InsecureKeyError", "InvalidArgumentError", "InvalidCiphertextError",
     "InvalidKeyError", "KeyMismatchError", "MIN_SECURE_BITS", "PackedCodec", "PlaintextRangeError",
     "PrivateKey", "PublicKey", "RandomnessError", "SerializationError", "ShapeMismatchError",
-    "SummandLimitError", "generate_keypair", "get_num_threads", "set_num_threads", "sum_arrays",
+    "SummandLimitError", "UnsupportedKernelError", "available_kernel_tiers", "generate_keypair",
+    "get_num_threads", "kernel_tier", "set_kernel_tier", "set_num_threads", "sum_arrays",
 ]

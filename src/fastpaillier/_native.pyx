@@ -21,6 +21,9 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
         size_t n_limbs
         size_t nsq_limbs
         bint mont_supported
+        size_t form_r_bits
+
+    bint c_mont_native "fp::mont_native"(const PublicContext&)
 
     cdef cppclass PrivateContext:
         PrivateContext(const uint64_t* p, const uint64_t* q, size_t half_limbs,
@@ -70,14 +73,52 @@ cdef extern from "ifma_montgomery.hpp" namespace "fp" nogil:
     void c_set_ifma_enabled "fp::set_ifma_enabled"(bint)
 
 
+cdef extern from "kernel_tier.hpp" namespace "fp" nogil:
+    cdef enum class Tier "fp::Tier":
+        kGmp "fp::Tier::kGmp"
+        kPortable "fp::Tier::kPortable"
+        kMulx "fp::Tier::kMulx"
+        kIfma "fp::Tier::kIfma"
+    Tier c_kernel_tier "fp::kernel_tier"()
+    bint c_tier_supported "fp::tier_supported"(Tier)
+    bint c_set_kernel_tier "fp::set_kernel_tier"(Tier)
+
+
+KERNEL_TIERS = ("ifma", "mulx", "portable", "gmp")   # fastest first
+cdef dict _TIER_CODES = {"ifma": Tier.kIfma, "mulx": Tier.kMulx, "portable": Tier.kPortable, "gmp": Tier.kGmp}
+
+
 def ifma_enabled():
-    """Whether decryption uses the AVX-512 IFMA 8-lane path."""
+    """Whether the AVX-512 IFMA 8-lane kernels are the active tier."""
     return c_ifma_enabled()
 
 
 def set_ifma_enabled(bint on):
-    """Forces the portable GMP path (False) or re-enables IFMA where the CPU has it (True)."""
+    """True: switch to the ifma tier where the CPU has it; False: switch from ifma to the best other tier."""
     c_set_ifma_enabled(on)
+
+
+def kernel_tier():
+    """Name of the active kernel tier: 'ifma', 'mulx', 'portable' or 'gmp'."""
+    cdef Tier t = c_kernel_tier()
+    for name, code in _TIER_CODES.items():
+        if code == t:
+            return name
+    raise AssertionError("unknown kernel tier")
+
+
+def tier_supported(str name):
+    """Whether this CPU and build can run the named tier (False for unknown names)."""
+    if name not in _TIER_CODES:
+        return False
+    return c_tier_supported(_TIER_CODES[name])
+
+
+def set_kernel_tier(str name):
+    """Switches the active tier; returns False when the CPU cannot run it (nothing changes then)."""
+    if name not in _TIER_CODES:
+        raise ValueError(f"unknown kernel tier {name!r}; choose one of {', '.join(KERNEL_TIERS)}")
+    return c_set_kernel_tier(_TIER_CODES[name])
 
 
 cdef extern from "codec_kernels.hpp" namespace "fp" nogil:
@@ -109,8 +150,17 @@ cdef class PublicCtx:
 
     @property
     def mont_supported(self):
-        """Whether ciphertexts of this key can be held in Montgomery form (IFMA build, n^2 small enough)."""
+        """Whether ciphertexts of this key can be held in Montgomery form."""
         return self.ptr.mont_supported
+
+    @property
+    def form_r_bits(self):
+        """log2 of the Montgomery radix R of this key's Montgomery form (fixed when the context is made)."""
+        return self.ptr.form_r_bits
+
+    def mont_native(self):
+        """Whether the active tier computes in this key's Montgomery form directly."""
+        return c_mont_native(self.ptr[0])
 
 
 cdef class PrivateCtx:

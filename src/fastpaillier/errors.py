@@ -53,3 +53,7 @@ class RandomnessError(FastPaillierError, OSError):
 
 class InvalidArgumentError(FastPaillierError, TypeError):
     """An argument has the wrong type or dtype."""
+
+
+class UnsupportedKernelError(FastPaillierError, ValueError):
+    """A kernel tier was requested (FASTPAILLIER_KERNEL or set_kernel_tier) that this CPU cannot run."""

@@ -174,11 +174,12 @@ class PublicKey:
     def _mont_target(self) -> bool:
         """Whether new ciphertexts of this key are kept in Montgomery form (c R mod n^2).
 
-        True where the AVX-512 IFMA kernels are enabled and n^2 fits them: a sum of two
-        ciphertexts is then one Montgomery product.  Checked at every operation, so
-        _native.set_ifma_enabled(False) (tests) switches new results back to canonical form.
+        True where the active kernel tier computes in this key's Montgomery form (IFMA, or
+        64-bit limbs on the mulx and portable tiers): a sum of two ciphertexts is then one
+        Montgomery product.  Checked at every operation, so switching tiers
+        (_native.set_kernel_tier, in tests) switches new results back to canonical form.
         """
-        return self._mont_ok and _native.ifma_enabled()
+        return self._mont_ok and self._ctx.mont_native()
 
     def _convert(self, rows: np.ndarray, from_mont: bool, to_mont: bool, threads: int) -> np.ndarray:
         """Ciphertext rows converted between canonical and Montgomery form (a new array either way)."""

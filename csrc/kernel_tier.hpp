@@ -1,0 +1,42 @@
+// Run-time choice of the arithmetic kernels ("tiers").
+//
+// Every tier computes the same values; they differ in speed and in what the
+// CPU must offer:
+//   ifma      8-lane AVX-512 IFMA Montgomery arithmetic (ifma_montgomery.hpp)
+//   mulx      fixed-size Montgomery arithmetic on 64-bit limbs with
+//             mulx/adcx/adox (BMI2 + ADX) inline assembly (mont64.hpp)
+//   portable  the same Montgomery code with plain C++ 128-bit products, for
+//             any 64-bit CPU (ARM servers, Macs)
+//   gmp       GMP's mpz_powm_sec / mpn_sec_* and mpz arithmetic only
+// The default is the fastest tier the CPU supports.  FASTPAILLIER_KERNEL
+// (one of the names above) forces a tier at start-up; FASTPAILLIER_DISABLE_IFMA
+// (any value) keeps the choice off ifma.  An unknown or unsupported name in
+// FASTPAILLIER_KERNEL leaves the default in place; the Python layer reports it.
+#pragma once
+
+namespace fp {
+
+enum class Tier : int { kGmp = 0, kPortable = 1, kMulx = 2, kIfma = 3 };
+
+// The tier in use.  Thread-safe; cheap (one atomic load after the first call).
+Tier kernel_tier();
+
+// Whether this build and CPU can run |t|.
+bool tier_supported(Tier t);
+
+// Switches every later kernel call to |t|; returns false (and changes
+// nothing) when |t| is not supported.  Calls in flight on other threads may
+// finish on the old tier: switch between calls (tests, benchmarks).
+bool set_kernel_tier(Tier t);
+
+// "ifma", "mulx", "portable", "gmp".
+const char* tier_name(Tier t);
+
+// Whether the active tier does Montgomery arithmetic on 64-bit limbs
+// (mulx or portable).
+bool mont64_enabled();
+
+// The CPU has AVX-512F and AVX-512 IFMA (and the build has the kernels).
+bool ifma_cpu_supported();
+
+}  // namespace fp

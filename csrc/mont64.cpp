@@ -1,0 +1,373 @@
+#include "mont64.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "ct_select.hpp"
+#include "kernel_tier.hpp"
+#include "limb_io.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FP_HAVE_MULX_BUILD 1
+#endif
+
+namespace fp {
+
+namespace {
+
+typedef unsigned __int128 u128;
+
+// ---- one row: t[0, n) += x * v[0, n), returns the carry limb.
+// Sizes: n >= 1 limbs of t and v; t and v must not overlap.  Timing: a
+// fixed instruction sequence for a given n.
+
+#ifdef FP_HAVE_MULX_BUILD
+// One limb: lo:hi = x * v[j]; t[j] = lo + t[j] + CF (adcx chain) + hi of the
+// previous limb + OF (adox chain).  The two carry chains run side by side.
+#define FP_ROW_STEP(off, HI_IN, HI_OUT)                    \
+  "mulx " #off "(%[v]), %[lo], %[" #HI_OUT "]\n\t"        \
+  "adcx " #off "(%[t]), %[lo]\n\t"                         \
+  "adox %[" #HI_IN "], %[lo]\n\t"                          \
+  "mov %[lo], " #off "(%[t])\n\t"
+
+__attribute__((target("bmi2,adx"))) inline uint64_t row_mulx(uint64_t* t, const uint64_t* v,
+                                                            uint64_t x, size_t n) {
+  uint64_t c, lo, hi, z;
+  size_t count = n & 3, blocks = n >> 2;
+  // n mod 4 single limbs, then blocks of four.  The loops advance with lea,
+  // count with lea and leave with jrcxz: none of these touches CF or OF, so
+  // both chains survive from limb to limb.
+  asm volatile(
+      "xor %k[c], %k[c]\n\t"
+      "xor %k[z], %k[z]\n\t"  // CF = OF = 0, c = z = 0
+      "jrcxz 3f\n\t"
+      "4:\n\t"
+      FP_ROW_STEP(0, c, hi)
+      "mov %[hi], %[c]\n\t"
+      "lea 8(%[v]), %[v]\n\t"
+      "lea 8(%[t]), %[t]\n\t"
+      "lea -1(%[n]), %[n]\n\t"
+      "jrcxz 3f\n\t"
+      "jmp 4b\n\t"
+      "3:\n\t"
+      "mov %[b], %[n]\n\t"
+      "jrcxz 2f\n\t"
+      "1:\n\t"
+      FP_ROW_STEP(0, c, hi) FP_ROW_STEP(8, hi, c) FP_ROW_STEP(16, c, hi) FP_ROW_STEP(24, hi, c)
+      "lea 32(%[v]), %[v]\n\t"
+      "lea 32(%[t]), %[t]\n\t"
+      "lea -1(%[n]), %[n]\n\t"
+      "jrcxz 2f\n\t"
+      "jmp 1b\n\t"
+      "2:\n\t"
+      "adcx %[z], %[c]\n\t"  // hi <= 2^64 - 2: the two carries cannot overflow it
+      "adox %[z], %[c]\n\t"
+      : [c] "=&r"(c), [lo] "=&r"(lo), [hi] "=&r"(hi), [z] "=&r"(z), [t] "+r"(t), [v] "+r"(v),
+        [n] "+c"(count)
+      : "d"(x), [b] "r"(blocks)
+      : "cc", "memory");
+  return c;
+}
+#undef FP_ROW_STEP
+#endif
+
+inline uint64_t row_portable(uint64_t* t, const uint64_t* v, uint64_t x, size_t n) {
+  uint64_t c = 0;
+  size_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    u128 p0 = static_cast<u128>(x) * v[j] + t[j] + c;
+    t[j] = static_cast<uint64_t>(p0);
+    u128 p1 = static_cast<u128>(x) * v[j + 1] + t[j + 1] + static_cast<uint64_t>(p0 >> 64);
+    t[j + 1] = static_cast<uint64_t>(p1);
+    u128 p2 = static_cast<u128>(x) * v[j + 2] + t[j + 2] + static_cast<uint64_t>(p1 >> 64);
+    t[j + 2] = static_cast<uint64_t>(p2);
+    u128 p3 = static_cast<u128>(x) * v[j + 3] + t[j + 3] + static_cast<uint64_t>(p2 >> 64);
+    t[j + 3] = static_cast<uint64_t>(p3);
+    c = static_cast<uint64_t>(p3 >> 64);
+  }
+  for (; j < n; ++j) {
+    u128 p = static_cast<u128>(x) * v[j] + t[j] + c;
+    t[j] = static_cast<uint64_t>(p);
+    c = static_cast<uint64_t>(p >> 64);
+  }
+  return c;
+}
+
+template <bool kMulx>
+inline uint64_t row(uint64_t* t, const uint64_t* v, uint64_t x, size_t n) {
+#ifdef FP_HAVE_MULX_BUILD
+  if constexpr (kMulx) return row_mulx(t, v, x, n);
+#endif
+  return row_portable(t, v, x, n);
+}
+
+// Montgomery reduction: r (L limbs) = t / R mod m, fully reduced, for
+// t (2L limbs) < m R.  Destroys t.  r must not overlap t.  Fixed sequence:
+// L rows, one addition, one subtraction, one masked select.
+template <bool kMulx>
+void redc(const Mont64Modulus& M, uint64_t* r, uint64_t* t) {
+  const size_t L = M.limbs;
+  const uint64_t* m = M.m.data();
+  for (size_t i = 0; i < L; ++i) {
+    const uint64_t u = t[i] * M.k0;  // t[i] + u m[0] = 0 mod 2^64
+    t[i] = row<kMulx>(t + i, m, u, L);  // the row's carry belongs at i + L: parked in the zeroed limb
+  }
+  // GMP's mpn_add_n / mpn_sub_n / mpn_cnd_swap run data-independent loops.
+  mp_limb_t* rr = reinterpret_cast<mp_limb_t*>(r);
+  mp_limb_t* tt = reinterpret_cast<mp_limb_t*>(t);
+  const mp_size_t n = static_cast<mp_size_t>(L);
+  const mp_limb_t carry = mpn_add_n(rr, tt + L, tt, n);  // < 2m < 2R
+  const mp_limb_t borrow = mpn_sub_n(tt, rr, reinterpret_cast<const mp_limb_t*>(m), n);
+  mpn_cnd_swap(carry | (borrow ^ 1), rr, tt, n);  // r >= m: keep r - m
+}
+
+// r = a b / R mod m (L limbs each, a, b < m).  t: 2L limbs of scratch.
+// r may alias a or b.
+template <bool kMulx>
+void mont_mul(const Mont64Modulus& M, uint64_t* r, const uint64_t* a, const uint64_t* b,
+              uint64_t* t) {
+  const size_t L = M.limbs;
+  std::memset(t, 0, 2 * L * sizeof(uint64_t));
+  for (size_t i = 0; i < L; ++i) t[i + L] = row<kMulx>(t + i, b, a[i], L);
+  redc<kMulx>(M, r, t);
+}
+
+// r = a^2 / R mod m (a < m).  t: 2L limbs.  r may alias a.  The square
+// costs about half a product: the off-diagonal triangle sum_{i<j} a_i a_j
+// (rows of decreasing length, fixed by L), doubled, plus the diagonal.
+template <bool kMulx>
+void mont_sqr(const Mont64Modulus& M, uint64_t* r, const uint64_t* a, uint64_t* t) {
+  const size_t L = M.limbs;
+  std::memset(t, 0, 2 * L * sizeof(uint64_t));
+  for (size_t i = 0; i + 1 < L; ++i) t[i + L] = row<kMulx>(t + 2 * i + 1, a + i + 1, a[i], L - 1 - i);
+  // t = 2 t + sum a_i^2 2^(128 i); the triangle is below a^2 / 2, so 2t fits.
+  uint64_t shift_in = 0, carry = 0;
+  for (size_t i = 0; i < L; ++i) {
+    const u128 sq = static_cast<u128>(a[i]) * a[i];
+    const uint64_t lo = t[2 * i], hi = t[2 * i + 1];
+    const uint64_t d0 = (lo << 1) | shift_in, d1 = (hi << 1) | (lo >> 63);
+    shift_in = hi >> 63;
+    const u128 s0 = static_cast<u128>(d0) + static_cast<uint64_t>(sq) + carry;
+    const u128 s1 = static_cast<u128>(d1) + static_cast<uint64_t>(sq >> 64) + static_cast<uint64_t>(s0 >> 64);
+    t[2 * i] = static_cast<uint64_t>(s0);
+    t[2 * i + 1] = static_cast<uint64_t>(s1);
+    carry = static_cast<uint64_t>(s1 >> 64);
+  }
+  redc<kMulx>(M, r, t);
+}
+
+// r = a / R mod m: out of Montgomery form.  t: 2L limbs.  r may alias a.
+template <bool kMulx>
+void from_mont(const Mont64Modulus& M, uint64_t* r, const uint64_t* a, uint64_t* t) {
+  const size_t L = M.limbs;
+  std::memcpy(t, a, L * sizeof(uint64_t));
+  std::memset(t + L, 0, L * sizeof(uint64_t));
+  redc<kMulx>(M, r, t);
+}
+
+// Fixed window for an exponent of |bits| bits: minimizes the table build
+// (2^w - 2 products) plus, per window, w squarings, one product and a scan of
+// 2^w entries (about 2^w / (2 L) of a product).
+unsigned window_for(size_t bits, size_t L) {
+  unsigned best = 1;
+  double best_cost = 1e300;
+  for (unsigned w = 1; w <= 7; ++w) {
+    const double entries = static_cast<double>(size_t{1} << w);
+    const double windows = static_cast<double>((bits + w - 1) / w);
+    const double cost = (entries - 2) + windows * (1.0 + entries / (2.0 * L));
+    if (cost < best_cost) {
+      best_cost = cost;
+      best = w;
+    }
+  }
+  return best;
+}
+
+// out = base^e mod m (rows of L limbs; e of e_limbs limbs < 2^e_bits).
+// buf: (2^w + 5) L limbs of scratch.
+template <bool kMulx>
+void powm_rows(const Mont64Modulus& M, uint64_t* out, const uint64_t* base, const uint64_t* e,
+               size_t e_limbs, size_t e_bits, unsigned w, uint64_t* buf) {
+  const size_t L = M.limbs, entries = size_t{1} << w;
+  uint64_t* table = buf;
+  uint64_t* acc = table + entries * L;
+  uint64_t* sel = acc + L;
+  uint64_t* t = sel + L;  // 2L
+  std::memcpy(table, M.r_mod.data(), L * sizeof(uint64_t));
+  mont_mul<kMulx>(M, table + L, base, M.r2_mod.data(), t);  // base R
+  for (size_t k = 2; k < entries; ++k)
+    mont_mul<kMulx>(M, table + k * L, table + (k - 1) * L, table + L, t);
+  const size_t windows = (e_bits + w - 1) / w;
+  select_entry(acc, table, entries, L, bits_at(e, e_limbs, (windows - 1) * w, w));
+  for (size_t i = windows - 1; i-- > 0;) {
+    for (unsigned s = 0; s < w; ++s) mont_sqr<kMulx>(M, acc, acc, t);
+    select_entry(sel, table, entries, L, bits_at(e, e_limbs, i * w, w));
+    mont_mul<kMulx>(M, acc, acc, sel, t);
+  }
+  from_mont<kMulx>(M, out, acc, t);
+}
+
+template <bool kMulx>
+void fixed_powm_rows(const Mont64Modulus& M, const Mont64FixedBase& tb, uint64_t* out,
+                     const uint64_t* e, size_t e_limbs, uint64_t* buf) {
+  const size_t L = M.limbs, entries = size_t{1} << tb.window;
+  uint64_t* acc = buf;
+  uint64_t* sel = acc + L;
+  uint64_t* t = sel + L;  // 2L
+  select_entry(acc, tb.table.data(), entries, L, bits_at(e, e_limbs, 0, tb.window));
+  for (size_t i = 1; i < tb.windows; ++i) {
+    select_entry(sel, tb.table.data() + i * entries * L, entries, L,
+                 bits_at(e, e_limbs, i * tb.window, tb.window));
+    mont_mul<kMulx>(M, acc, acc, sel, t);
+  }
+  from_mont<kMulx>(M, out, acc, t);
+}
+
+bool use_mulx() {
+#ifdef FP_HAVE_MULX_BUILD
+  return kernel_tier() == Tier::kMulx;
+#else
+  return false;
+#endif
+}
+
+// Writes x (< 2^(64 limbs)) into |limbs| limbs; aborts if it does not fit.
+void store_checked(mpz_srcptr x, uint64_t* out, size_t limbs) { store(x, out, limbs); }
+
+}  // namespace
+
+bool Mont64Modulus::init(mpz_srcptr modulus) {
+  if (mpz_cmp_ui(modulus, 3) < 0 || mpz_even_p(modulus)) return false;
+  limbs = (mpz_size(modulus) + 3) / 4 * 4;
+  m.assign(limbs, 0);
+  r_mod.assign(limbs, 0);
+  r2_mod.assign(limbs, 0);
+  store(modulus, m.data(), limbs);
+  mpz_t t;
+  mpz_init(t);
+  mpz_setbit(t, 64 * limbs);
+  mpz_mod(t, t, modulus);
+  store(t, r_mod.data(), limbs);
+  mpz_set_ui(t, 0);
+  mpz_setbit(t, 128 * limbs);
+  mpz_mod(t, t, modulus);
+  store(t, r2_mod.data(), limbs);
+  uint64_t inv = 1;  // Newton: inv = m[0]^-1 mod 2^64 (6 doublings of precision)
+  for (int i = 0; i < 6; ++i) inv *= 2 - m[0] * inv;
+  k0 = 0 - inv;
+  mpz_clear(t);
+  return true;
+}
+
+void mont64_powm(const Mont64Modulus& M, mpz_ptr out, mpz_srcptr base, mpz_srcptr e,
+                 size_t e_bits) {
+  const size_t L = M.limbs;
+  if (e_bits == 0) e_bits = 1;
+  if (mpz_sgn(e) < 0 || mpz_sizeinbase(e, 2) > e_bits) std::abort();
+  const unsigned w = window_for(e_bits, L);
+  const size_t e_limbs = (e_bits + 63) / 64, entries = size_t{1} << w;
+  std::vector<uint64_t> buf(e_limbs + 2 * L + (entries + 4) * L);
+  uint64_t* ex = buf.data();
+  uint64_t* b = ex + e_limbs;
+  uint64_t* r = b + L;
+  uint64_t* scratch = r + L;
+  store_checked(e, ex, e_limbs);
+  store_checked(base, b, L);
+  if (use_mulx()) {
+    powm_rows<true>(M, r, b, ex, e_limbs, e_bits, w, scratch);
+  } else {
+    powm_rows<false>(M, r, b, ex, e_limbs, e_bits, w, scratch);
+  }
+  mpz_t v;
+  mpz_set(out, view(v, r, L));
+  wipe(buf.data(), buf.size());
+}
+
+void Mont64FixedBase::init(const Mont64Modulus& mod, mpz_srcptr modulus, mpz_srcptr base,
+                           size_t exp_bits, unsigned w) {
+  limbs = mod.limbs;
+  window = w;
+  windows = exp_bits ? (exp_bits + w - 1) / w : 1;
+  const size_t entries = size_t{1} << w;
+  table.assign(windows * entries * limbs, 0);
+  mpz_t b, x, t;
+  mpz_inits(b, x, t, nullptr);
+  mpz_mod(b, base, modulus);
+  for (size_t i = 0; i < windows; ++i) {
+    uint64_t* row_i = table.data() + i * entries * limbs;
+    mpz_set_ui(x, 1);
+    for (size_t k = 0; k < entries; ++k) {  // x = b^k, stored as b^k R mod m
+      mpz_mul_2exp(t, x, 64 * limbs);
+      mpz_mod(t, t, modulus);
+      store(t, row_i + k * limbs, limbs);
+      mpz_mul(x, x, b);
+      mpz_mod(x, x, modulus);
+    }
+    mpz_swap(b, x);  // b^(2^w)
+  }
+  mpz_clears(b, x, t, nullptr);
+}
+
+void mont64_fixed_powm(const Mont64Modulus& M, const Mont64FixedBase& tb, mpz_ptr out,
+                       mpz_srcptr e) {
+  const size_t L = M.limbs;
+  const size_t e_limbs = (tb.windows * tb.window + 63) / 64;
+  if (mpz_sgn(e) < 0 || mpz_sizeinbase(e, 2) > tb.windows * tb.window) std::abort();
+  std::vector<uint64_t> buf(e_limbs + 5 * L);
+  uint64_t* ex = buf.data();
+  uint64_t* r = ex + e_limbs;
+  store_checked(e, ex, e_limbs);
+  if (use_mulx()) {
+    fixed_powm_rows<true>(M, tb, r, ex, e_limbs, r + L);
+  } else {
+    fixed_powm_rows<false>(M, tb, r, ex, e_limbs, r + L);
+  }
+  mpz_t v;
+  mpz_set(out, view(v, r, L));
+  wipe(buf.data(), buf.size());
+}
+
+Mont64RowProduct::Mont64RowProduct(const Mont64Modulus& mod, mpz_srcptr corr)
+    : mod_(mod), has_corr_(corr != nullptr), mulx_(use_mulx()) {
+  const size_t L = mod.limbs;
+  corr_.assign(L, 0);
+  acc_.assign(L, 0);
+  x_.assign(L, 0);
+  t_.assign(2 * L, 0);
+  if (has_corr_) store(corr, corr_.data(), L);
+}
+
+Mont64RowProduct::~Mont64RowProduct() {
+  wipe(acc_.data(), acc_.size());
+  wipe(x_.data(), x_.size());
+  wipe(t_.data(), t_.size());
+}
+
+void Mont64RowProduct::run(const uint64_t* const* rows, size_t K, size_t limbs, uint64_t* out) {
+  const size_t L = mod_.limbs;
+  if (limbs > L || K == 0) std::abort();
+  const size_t bytes = limbs * sizeof(uint64_t);
+  std::memcpy(acc_.data(), rows[0], bytes);
+  std::memset(acc_.data() + limbs, 0, (L - limbs) * sizeof(uint64_t));
+  std::memset(x_.data() + limbs, 0, (L - limbs) * sizeof(uint64_t));
+  for (size_t k = 1; k <= K; ++k) {
+    const uint64_t* rhs;
+    if (k < K) {
+      std::memcpy(x_.data(), rows[k], bytes);
+      rhs = x_.data();
+    } else if (has_corr_) {
+      rhs = corr_.data();
+    } else {
+      break;
+    }
+    if (mulx_) {
+      mont_mul<true>(mod_, acc_.data(), acc_.data(), rhs, t_.data());
+    } else {
+      mont_mul<false>(mod_, acc_.data(), acc_.data(), rhs, t_.data());
+    }
+  }
+  std::memcpy(out, acc_.data(), bytes);
+}
+
+}  // namespace fp
