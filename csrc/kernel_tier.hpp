@@ -8,7 +8,8 @@
 //   portable  the same Montgomery code with plain C++ 128-bit products, for
 //             any 64-bit CPU (ARM servers, Macs)
 //   gmp       GMP's mpz_powm_sec / mpn_sec_* and mpz arithmetic only
-// The default is the fastest tier the CPU supports.  FASTPAILLIER_KERNEL
+// The default is the fastest tier the CPU supports: ifma, else mulx, else
+// gmp (portable runs only on request: it is slower than GMP's assembly).  FASTPAILLIER_KERNEL
 // (one of the names above) forces a tier at start-up; FASTPAILLIER_DISABLE_IFMA
 // (any value) keeps the choice off ifma.  An unknown or unsupported name in
 // FASTPAILLIER_KERNEL leaves the default in place; the Python layer reports it.

@@ -354,7 +354,7 @@ constexpr unsigned kDjnWindowPublic = 6;
 constexpr unsigned kDjnWindowCrt = 5;
 // The same for the 64-bit Montgomery tiers (mulx, portable), measured on
 // AMD EPYC (Zen 4) without AVX-512: see benchmarks/RESULTS_issue9.md.
-constexpr unsigned kDjnWindow64Public = 6;
+constexpr unsigned kDjnWindow64Public = 5;
 constexpr unsigned kDjnWindow64Crt = 5;
 
 // Eight exponents (or obfuscators) owned by one worker; wiped on destruction.
