@@ -462,6 +462,30 @@ void mont64_fixed_powm(const Mont64Modulus& M, const Mont64FixedBase& tb, mpz_pt
   wipe(buf.data(), buf.size());
 }
 
+template <bool kMulx>
+void unit_product_rows(const Mont64Modulus& M, const uint64_t* rows, size_t count, size_t row_limbs,
+                       uint64_t* out) {
+  const size_t L = M.limbs;
+  std::vector<uint64_t> t(kScratch * L), x(L);
+  std::memcpy(out, M.r_mod.data(), L * sizeof(uint64_t));  // 1 in Montgomery form
+  for (size_t i = 0; i < count; ++i) {
+    std::memset(t.data(), 0, 2 * L * sizeof(uint64_t));
+    std::memcpy(t.data(), rows + i * row_limbs, row_limbs * sizeof(uint64_t));
+    redc<kMulx>(M, x.data(), t.data());  // row / R mod m
+    mont_mul<kMulx>(M, out, out, x.data(), t.data());
+  }
+}
+
+void mont64_unit_product(const Mont64Modulus& M, const uint64_t* rows, size_t count,
+                         size_t row_limbs, uint64_t* out) {
+  if (row_limbs > 2 * M.limbs) std::abort();
+  if (tier_supported(Tier::kMulx)) {
+    unit_product_rows<true>(M, rows, count, row_limbs, out);
+  } else {
+    unit_product_rows<false>(M, rows, count, row_limbs, out);
+  }
+}
+
 Mont64RowProduct::Mont64RowProduct(const Mont64Modulus& mod, mpz_srcptr corr)
     : mod_(mod), has_corr_(corr != nullptr), mulx_(use_mulx()) {
   const size_t L = mod.limbs;

@@ -60,6 +60,13 @@ struct Mont64FixedBase {
 void mont64_fixed_powm(const Mont64Modulus& mod, const Mont64FixedBase& table, mpz_ptr out,
                        mpz_srcptr e);
 
+// out (L limbs) = prod_i rows[i] / R^(2 count - 1) mod m, for |count| rows of
+// |row_limbs| <= 2L limbs, each below m R: a unit mod m exactly when every
+// row is, so one gcd(out, m) checks a whole batch.  Public data only: runs
+// mulx where the CPU has it (whatever the tier), else plain C++.
+void mont64_unit_product(const Mont64Modulus& mod, const uint64_t* rows, size_t count,
+                         size_t row_limbs, uint64_t* out);
+
 // Chained Montgomery products over raw limb rows, for the Montgomery form of
 // ciphertexts (x R mod n^2 held in ordinary rows).  One object per worker
 // thread; its buffers are wiped on destruction.  Constant time in the data,

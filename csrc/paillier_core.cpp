@@ -135,6 +135,7 @@ PublicContext::PublicContext(const uint64_t* n_row, size_t limbs) {
   nsq_limbs = mpz_size(nsq);
   const bool ifma_ok = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
   m64_nsq.init(nsq);
+  m64_n.init(n);
   if (ifma_ok && ifma_enabled()) {
     form = Form::kIfma;
     form_r_bits = 52 * ifma_nsq.digits;
@@ -354,7 +355,7 @@ constexpr unsigned kDjnWindowPublic = 6;
 constexpr unsigned kDjnWindowCrt = 5;
 // The same for the 64-bit Montgomery tiers (mulx, portable), measured on
 // AMD EPYC (Zen 4) without AVX-512: see benchmarks/RESULTS_issue9.md.
-constexpr unsigned kDjnWindow64Public = 5;
+constexpr unsigned kDjnWindow64Public = 6;
 constexpr unsigned kDjnWindow64Crt = 5;
 
 // Eight exponents (or obfuscators) owned by one worker; wiped on destruction.
@@ -626,12 +627,15 @@ static void finish_half(mpz_t out, mpz_srcptr t, mpz_srcptr prime, mpz_srcptr h)
 
 // m_p = L_p(c^(p-1) mod p^2) hp mod p.  Constant time in the secret exponent
 // p-1 (secret_powm: the Montgomery kernels, or mpz_powm_sec on the gmp tier).
-static void decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
+// Returns false when p | c (then c^(p-1) = 0 mod p^2 and out is junk).
+static bool decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
                          mpz_srcptr prime_sq, mpz_srcptr prime_m1,
                          mpz_srcptr h, const Mont64Modulus& m64) {
-  mpz_mod(out, c, prime_sq);  // an invalid c (p^2 | c) gives junk, the same as the IFMA path
+  mpz_mod(out, c, prime_sq);
   secret_powm(out, out, prime_m1, prime_sq, m64);
+  const bool unit = mpz_sgn(out) != 0;
   finish_half(out, out, prime, h);
+  return unit;
 }
 
 // out = m_q + q ((m_p - m_q) q^-1 mod p), stored as row i.
@@ -645,10 +649,16 @@ static void crt_store(const PrivateContext& priv, mpz_srcptr mp, mpz_srcptr mq,
   store(tmp, out_row, priv.pub.n_limbs);
 }
 
+// Zeroes a refused row (a non-unit ciphertext) and records its index.
+static void refuse_row(uint64_t* row, size_t limbs, std::atomic<long>& failed, long index) {
+  std::memset(row, 0, limbs * sizeof(uint64_t));
+  record_failure(failed, index);
+}
+
 // Decrypts rows [8 g, 8 g + 8) with two 8-lane IFMA exponentiations; lanes
 // past |count| compute on the padding value 1 and are not stored.
 static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
-                               size_t count, size_t g, uint64_t* out) {
+                               size_t count, size_t g, uint64_t* out, std::atomic<long>& failed) {
   const size_t cl = priv.pub.nsq_limbs;
   mpz_t xp[8], xq[8], v, tmp;
   mpz_srcptr bp[8], bq[8];
@@ -675,34 +685,40 @@ static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
   for (int l = 0; l < 8; ++l) {
     const size_t i = g * 8 + static_cast<size_t>(l);
     if (i < count) {
+      // p | c (q | c) makes c^(p-1) = 0 mod p^2 (q^2); a unit never gives 0.
+      const bool bad = (mpz_sgn(xp[l]) == 0) | (mpz_sgn(xq[l]) == 0);
       finish_half(xp[l], xp[l], priv.p, priv.hp);
       finish_half(xq[l], xq[l], priv.q, priv.hq);
       crt_store(priv, xp[l], xq[l], tmp, out + i * priv.pub.n_limbs);
+      if (bad) refuse_row(out + i * priv.pub.n_limbs, priv.pub.n_limbs, failed, static_cast<long>(i));
     }
     mpz_clears(xp[l], xq[l], nullptr);
   }
   mpz_clear(tmp);
 }
 
-void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
+long decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
              uint64_t* out, int threads) {
   const size_t cl = priv.pub.nsq_limbs, ml = priv.pub.n_limbs;
+  std::atomic<long> failed{-1};
   if (ifma_enabled()) {
     parallel_for((count + 7) / 8, threads, 1, [&](size_t begin, size_t end) {
-      for (size_t g = begin; g < end; ++g) decrypt_group_ifma(priv, c, count, g, out);
+      for (size_t g = begin; g < end; ++g) decrypt_group_ifma(priv, c, count, g, out, failed);
     });
-    return;
+    return failed.load();
   }
   parallel_for(count, threads, kMinExpRows, [&](size_t begin, size_t end) {
     Scratch s;
     mpz_t v;
     for (size_t i = begin; i < end; ++i) {
       mpz_srcptr ci = view(v, c + i * cl, cl);
-      decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp, priv.m64_psq);
-      decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq, priv.m64_qsq);
+      const bool unit_p = decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp, priv.m64_psq);
+      const bool unit_q = decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq, priv.m64_qsq);
       crt_store(priv, s.a, s.b, s.c, out + i * ml);
+      if (!(unit_p & unit_q)) refuse_row(out + i * ml, ml, failed, static_cast<long>(i));
     }
   });
+  return failed.load();
 }
 
 // ---- homomorphic operations -------------------------------------------------
@@ -922,13 +938,40 @@ void mont_product_of_groups(const PublicContext& pub, const uint64_t* c, int for
 // ---- validation and keys ----------------------------------------------------
 
 long find_invalid_ciphertext(const PublicContext& pub, const uint64_t* c,
-                             size_t count) {
+                             size_t count, int threads) {
+  const size_t cl = pub.nsq_limbs;
   mpz_t v;
   for (size_t i = 0; i < count; ++i) {
-    mpz_srcptr x = view(v, c + i * pub.nsq_limbs, pub.nsq_limbs);
+    mpz_srcptr x = view(v, c + i * cl, cl);
     if (mpz_sgn(x) == 0 || mpz_cmp(x, pub.nsq) >= 0) return static_cast<long>(i);
   }
-  return -1;
+  if (count == 0) return -1;
+  // Every row is below n^2 < n R, so the Montgomery product mod n applies.
+  // Chunks of rows per thread; each chunk's product is tested by one gcd.
+  const size_t L = pub.m64_n.limbs;
+  const size_t chunks = std::min<size_t>(count, static_cast<size_t>(threads < 1 ? 1 : threads));
+  std::vector<uint64_t> partial(chunks * L);
+  std::atomic<long> failed{-1};
+  parallel_for(chunks, threads, 1, [&](size_t begin, size_t end) {
+    mpz_t g, pv;
+    mpz_init(g);
+    for (size_t k = begin; k < end; ++k) {
+      const size_t lo = count * k / chunks, hi = count * (k + 1) / chunks;
+      uint64_t* acc = partial.data() + k * L;
+      mont64_unit_product(pub.m64_n, c + lo * cl, hi - lo, cl, acc);
+      mpz_gcd(g, view(pv, acc, L), pub.n);
+      if (mpz_cmp_ui(g, 1) == 0) continue;
+      for (size_t i = lo; i < hi; ++i) {  // the chunk holds a non-unit: find the first
+        mpz_gcd(g, view(pv, c + i * cl, cl), pub.n);
+        if (mpz_cmp_ui(g, 1) != 0) {
+          record_failure(failed, static_cast<long>(i));
+          break;
+        }
+      }
+    }
+    mpz_clear(g);
+  });
+  return failed.load();
 }
 
 long find_row_at_least(const uint64_t* rows, size_t limbs, size_t count,

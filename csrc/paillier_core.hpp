@@ -44,6 +44,7 @@ class PublicContext {
   // natively (mont_native).
   IfmaModulus ifma_nsq;
   Mont64Modulus m64_nsq;
+  Mont64Modulus m64_n;  // for the batched unit check of ciphertexts
   enum class Form { kIfma, kMont64 } form = Form::kMont64;
   size_t form_r_bits = 0;
   bool mont_supported = true;
@@ -193,13 +194,18 @@ long rerandomize_private(const PrivateContext& priv, const uint64_t* c,
 
 // ---- decryption -----------------------------------------------------------
 
+// Fails closed: a row with c = 0 mod p or c = 0 mod q (no encryption
+// produces one, and decrypting one would give away p + q) gets an all-zero
+// output, and the first such row is returned (else -1).  Both halves are
+// always computed and tested together, so neither the result nor the work
+// tells which prime divides c.
 // out[i] (n_limbs) = m with c[i] = E(m), by CRT: L_p(c^(p-1) mod p^2) hp mod p
 // and the same mod q, recombined.  The exponentiations are constant time in
 // p-1 and q-1 on every tier: eight ciphertexts at a time with AVX-512 IFMA
 // (ifma), one at a time with the 64-bit Montgomery kernels (mulx, portable)
 // or GMP's mpz_powm_sec (gmp).  The surrounding mpz reductions are not
 // strictly constant time in operand length.
-void decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
+long decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
              uint64_t* out, int threads);
 
 // ---- homomorphic operations (public key) ----------------------------------
@@ -261,9 +267,13 @@ void mont_product_of_groups(const PublicContext& pub, const uint64_t* c, int for
 
 // ---- validation and keys --------------------------------------------------
 
-// First row that is zero or >= n^2, or -1.  Rows have pub.nsq_limbs limbs.
+// First row that is not an element of Z*_{n^2}: zero, >= n^2, or sharing a
+// factor with n (gcd(c, n) != 1), or -1.  Rows have pub.nsq_limbs limbs.
+// The unit test is batched: the product of all rows mod n (Montgomery
+// products, split over |threads|) and one gcd; only a failing batch is
+// searched row by row.  Public data: variable time.
 long find_invalid_ciphertext(const PublicContext& pub, const uint64_t* c,
-                             size_t count);
+                             size_t count, int threads);
 
 // First row (|limbs| limbs) that is >= bound (|bound_limbs| limbs), or -1.
 long find_row_at_least(const uint64_t* rows, size_t limbs, size_t count,

@@ -422,3 +422,14 @@ def test_constructor_rejects_inconsistent_layout(small_keys):
             call()
     ok = fp.EncryptedArray(pk, good[:1], (13,), codec=codec, summands=8, dtype=np.float32)
     assert ok.summands == 8 and ok.dtype == np.float32
+
+
+def test_unbalanced_primes_refused_unless_insecure():
+    # A 2011-bit p times a 41-bit q has more than 2048 bits but a factor anyone can find.
+    from fastpaillier import _limbs, _native
+    p = _limbs.rows_to_ints(_native.generate_prime(2011).reshape(1, -1))[0]
+    q = _limbs.rows_to_ints(_native.generate_prime(41).reshape(1, -1))[0]
+    assert (p * q).bit_length() >= 2048
+    with pytest.raises(fp.InvalidKeyError, match="same size"):
+        fp.PrivateKey(p, q)
+    fp.PrivateKey(p, q, insecure=True)  # tests may build such keys on purpose

@@ -137,15 +137,32 @@ def test_decryption_batches_and_threads(keys_2048, count, threads):
 
 
 def test_boundary_ciphertexts_agree(keys_2048):
-    # Valid and invalid group elements near the edges: every tier gives the same bits, no crash.
+    # Valid group elements near the edges of the range: every tier gives the same bits.
     pk, sk = keys_2048
-    p, q, n2 = sk.p, sk.q, pk.nsquare
-    cts = [1, 2, n2 - 1, n2 - 2, p, q, p * p, q * q, p * q, n2 - p, (n2 - 1) // 3]
+    n2 = pk.nsquare
+    cts = [1, 2, n2 - 1, n2 - 2, (n2 - 1) // 3 | 1]
     enc = array_from_ints(pk, cts)
     results = _on_each_tier(lambda: sk.decrypt_limbs(enc, threads=1))
     first = next(iter(results.values()))
     assert all(np.array_equal(first, r) for r in results.values())
+    assert _limbs.rows_to_ints(first) == _lam_decrypt(pk, sk, cts)
     assert _limbs.rows_to_ints(first)[0] == 0  # 1 is the trivial encryption of 0
+
+
+def test_non_units_are_refused_by_decryption_on_every_tier(keys_2048):
+    # Rows that bypass the loaders (raw limbs into the kernel) still fail closed on every tier,
+    # with the same message whichever prime divides them.
+    pk, sk = keys_2048
+    p, q, n2 = sk.p, sk.q, pk.nsquare
+    for bad in (p, q, p * p, q * q, p * q, n2 - p, 7 * pk.n):
+        rows = _limbs.ints_to_rows([5, bad, 3], pk.nsq_limbs)
+        messages = set()
+        for name in SUPPORTED_TIERS:
+            _native.set_kernel_tier(name)
+            with pytest.raises(fp.InvalidCiphertextError, match="ciphertext 1 shares a factor with n") as info:
+                _native.decrypt(sk._ctx, rows, 2)
+            messages.add(str(info.value))
+        assert len(messages) == 1
 
 
 def test_tiny_and_odd_sized_keys(tiny_keys, small_keys):

@@ -12,7 +12,7 @@ from libcpp.vector cimport vector
 
 import numpy as np
 
-from fastpaillier.errors import RandomnessError
+from fastpaillier.errors import InvalidCiphertextError, RandomnessError
 
 
 cdef extern from "paillier_core.hpp" namespace "fp" nogil:
@@ -53,7 +53,7 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
     void c_encrypt_with_r_crt "fp::encrypt_with_r_crt"(const PrivateContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, uint64_t*, int)
     long c_rerandomize_public "fp::rerandomize_public"(const PublicContext&, const uint64_t*, size_t, uint64_t*, int)
     long c_rerandomize_private "fp::rerandomize_private"(const PrivateContext&, const uint64_t*, size_t, uint64_t*, int)
-    void c_decrypt "fp::decrypt"(const PrivateContext&, const uint64_t*, size_t, uint64_t*, int)
+    long c_decrypt "fp::decrypt"(const PrivateContext&, const uint64_t*, size_t, uint64_t*, int)
     void c_mul_ciphertexts "fp::mul_ciphertexts"(const PublicContext&, const uint64_t*, const uint64_t*, size_t, uint64_t*, int)
     void c_add_plaintexts "fp::add_plaintexts"(const PublicContext&, const uint64_t*, const uint64_t*, size_t, size_t, uint64_t*, int)
     long c_pow_ciphertexts "fp::pow_ciphertexts"(const PublicContext&, const uint64_t*, size_t, const uint64_t*, size_t, size_t, const uint8_t*, size_t, uint64_t*, int)
@@ -62,7 +62,7 @@ cdef extern from "paillier_core.hpp" namespace "fp" nogil:
     void c_product_of_arrays "fp::product_of_arrays"(const PublicContext&, const uint64_t* const*, size_t, size_t, uint64_t*, int)
     void c_mont_product_of_arrays "fp::mont_product_of_arrays"(const PublicContext&, const uint64_t* const*, const uint8_t*, size_t, size_t, int, uint64_t*, int)
     void c_mont_product_of_groups "fp::mont_product_of_groups"(const PublicContext&, const uint64_t*, int, size_t, size_t, int, uint64_t*, int)
-    long c_find_invalid_ciphertext "fp::find_invalid_ciphertext"(const PublicContext&, const uint64_t*, size_t)
+    long c_find_invalid_ciphertext "fp::find_invalid_ciphertext"(const PublicContext&, const uint64_t*, size_t, int)
     long c_find_row_at_least "fp::find_row_at_least"(const uint64_t*, size_t, size_t, const uint64_t*, size_t)
     bint c_generate_prime "fp::generate_prime"(size_t, uint64_t*, size_t)
     int c_probable_prime "fp::probable_prime"(const uint64_t*, size_t, int)
@@ -430,13 +430,21 @@ def rerandomize_private(PrivateCtx ctx, const uint64_t[:, ::1] c not None, int t
 
 
 def decrypt(PrivateCtx ctx, const uint64_t[:, ::1] c not None, int threads):
+    """Plaintext rows; raises InvalidCiphertextError for a row that shares a factor with n."""
     cdef size_t count = c.shape[0]
+    cdef long bad
     out = _rows(count, ctx.n_limbs)
     if count == 0:
         return out
+    if <size_t>c.shape[1] != ctx.nsq_limbs:
+        raise ValueError("ciphertext rows must have nsq_limbs limbs")
     cdef uint64_t[:, ::1] o = out
     with nogil:
-        c_decrypt(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+        bad = c_decrypt(ctx.ptr[0], &c[0, 0], count, &o[0, 0], threads)
+    if bad >= 0:
+        raise InvalidCiphertextError(
+            f"ciphertext {bad} shares a factor with n: no encryption produces it, and decrypting it "
+            "would reveal the private key; refused")
     return out
 
 
@@ -566,12 +574,17 @@ def mont_product_of_groups(PublicCtx ctx, const uint64_t[:, ::1] c not None, int
     return out
 
 
-def find_invalid_ciphertext(PublicCtx ctx, const uint64_t[:, ::1] c not None):
-    if c.shape[0] == 0:
+def find_invalid_ciphertext(PublicCtx ctx, const uint64_t[:, ::1] c not None, int threads=1):
+    """First row that is 0, not below n^2, or shares a factor with n (not in Z*_{n^2}); -1 if none."""
+    cdef long bad
+    cdef size_t count = c.shape[0]
+    if count == 0:
         return -1
     if <size_t>c.shape[1] != ctx.ptr.nsq_limbs:
         raise ValueError("ciphertext rows must have nsq_limbs limbs")
-    return c_find_invalid_ciphertext(ctx.ptr[0], &c[0, 0], c.shape[0])
+    with nogil:
+        bad = c_find_invalid_ciphertext(ctx.ptr[0], &c[0, 0], count, threads)
+    return bad
 
 
 def find_row_at_least(const uint64_t[:, ::1] rows not None, const uint64_t[::1] bound not None):

@@ -64,9 +64,11 @@ class EncryptedArray:
             raise KeyMismatchError("codec belongs to a different public key")
         dtype = np.dtype(np.int64 if codec is None else np.float64) if dtype is None else np.dtype(dtype)
         _check_layout(public_key, data.shape[0], shape, codec, summands, dtype, InvalidArgumentError)
-        bad = _native.find_invalid_ciphertext(public_key._ctx, data)
+        bad = _native.find_invalid_ciphertext(public_key._ctx, data, resolve_threads(None))
         if bad >= 0:
-            raise InvalidCiphertextError(f"ciphertexts[{bad}] is 0 or not below n^2")
+            raise InvalidCiphertextError(
+                f"ciphertexts[{bad}] is not an element of Z*_(n^2): it is 0, not below n^2, or shares a "
+                "factor with n (no encryption produces such a value)")
         self._init(public_key, data, shape, codec, summands, dtype)
 
     def _init(self, public_key: "PublicKey", data: np.ndarray, shape: tuple[int, ...],
@@ -419,9 +421,11 @@ class EncryptedArray:
                 f"encrypted array: expected {rows * limbs * 8} bytes of ciphertexts, got {reader.remaining()}")
         payload = np.frombuffer(reader.take(rows * limbs * 8), dtype="<u8").astype(np.uint64)
         payload = payload.reshape(rows, limbs)
-        bad = _native.find_invalid_ciphertext(public_key._ctx, payload)
+        bad = _native.find_invalid_ciphertext(public_key._ctx, payload, resolve_threads(None))
         if bad >= 0:
-            raise SerializationError(f"encrypted array: ciphertext {bad} is 0 or not below n^2")
+            raise SerializationError(
+                f"encrypted array: ciphertext {bad} is not an element of Z*_(n^2) (0, not below n^2, or "
+                "sharing a factor with n)")
         return cls._wrap(public_key, payload, tuple(shape), codec=codec, summands=summands,
                          dtype=_DTYPES[dtype_code])
 

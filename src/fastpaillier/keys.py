@@ -11,7 +11,8 @@ import numpy as np
 
 from . import _limbs, _native, _plaintext, _wire
 from .obfuscator_pool import ObfuscatorPool
-from .errors import (InsecureKeyError, InvalidArgumentError, InvalidKeyError, KeyMismatchError,
+from .errors import (InsecureKeyError, InvalidArgumentError, InvalidCiphertextError, InvalidKeyError,
+                     KeyMismatchError,
                      PlaintextRangeError, SerializationError)
 from .threads import resolve_threads
 
@@ -330,6 +331,11 @@ class PrivateKey:
             p, q = q, p
         n = p * q
         _check_bits(n.bit_length(), insecure, "private key modulus n = p*q")
+        if not insecure and not (p.bit_length() == q.bit_length() and n.bit_length() == 2 * p.bit_length()):
+            raise InvalidKeyError(
+                f"p and q must have the same size, half of n's: got {p.bit_length()}-bit and "
+                f"{q.bit_length()}-bit primes for a {n.bit_length()}-bit n (a small factor makes n easy to "
+                "factor); generate keys with generate_keypair(), or pass insecure=True for tests")
         half_limbs = _limbs.limb_count(p)
         for name, prime in (("p", p), ("q", q)):
             if _native.probable_prime(_limbs.int_to_limbs(prime, half_limbs), _PRIME_CHECK_ROUNDS) == 0:
@@ -349,8 +355,11 @@ class PrivateKey:
     def _check_djn_base(self, row: np.ndarray) -> None:
         """With the factors h_s can be checked: an n-th residue (an encryption of 0), not 1 mod p^2 or q^2."""
         h = self._public_key._djn_base
-        if (_native.decrypt(self._ctx, row.reshape(1, -1), 1).any()
-                or h % (self._p * self._p) == 1 or h % (self._q * self._q) == 1):
+        try:
+            residue = not _native.decrypt(self._ctx, row.reshape(1, -1), 1).any()
+        except InvalidCiphertextError:
+            residue = False
+        if (not residue or h % (self._p * self._p) == 1 or h % (self._q * self._q) == 1):
             raise InvalidKeyError(
                 "djn_base is not a nontrivial n-th residue mod n^2 for these primes (corrupted or made "
                 "for another key); create a fresh one with with_djn()")
