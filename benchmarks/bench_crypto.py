@@ -414,6 +414,17 @@ def operations(keys: Keys, work: Workload) -> list[Operation]:
         djn_sk.precompute_obfuscators(n_pool - djn_pk.obfuscators_available, background=False,
                                       randomness="djn", threads=os.cpu_count() or 1)
 
+    blob = work.add_a.to_bytes()
+
+    def load(t: int) -> fp.EncryptedArray:
+        """from_bytes validates every ciphertext (range and gcd(c, n) = 1) on the default thread count."""
+        before = fp.get_num_threads()
+        fp.set_num_threads(t)
+        try:
+            return fp.EncryptedArray.from_bytes(blob, pk)
+        finally:
+            fp.set_num_threads(before)
+
     return [
         Operation("encrypt, public key", n_ct, lambda t: pk.encrypt(work.plaintexts, threads=t),
                   phe="encrypt", gmpy2="obfuscator"),
@@ -429,6 +440,7 @@ def operations(keys: Keys, work: Workload) -> list[Operation]:
         Operation("decrypt", n_ct, lambda t: sk.decrypt(work.encrypted, threads=t), phe="decrypt", target=target("decrypt")),
         Operation("add ciphertext + ciphertext", work.add_a.size,
                   lambda t: work.add_a.add(work.add_b, threads=t), phe="add", gmpy2="mulmod", target=target("add")),
+        Operation("load ciphertexts: from_bytes, checks 0 < c < n^2, gcd(c, n) = 1", work.add_a.size, load),
         Operation("multiply by scalar (random 32-bit)", work.mul_in.size,
                   lambda t: work.mul_in.multiply(k, threads=t), phe="multiply", gmpy2="scalar powmod"),
         Operation(f"packed encrypt, private key, per value ({codec.slots}/ct)", n_val,
@@ -674,6 +686,10 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
                        "issue 9's, for CPUs without AVX-512 IFMA (any tier but ifma)") + ".",
         "scaling = fastpaillier throughput on T threads / on 1 thread; the target (>= "
         f"{SCALING_TARGET:g}x) is stated for T = {SCALING_TARGET_THREADS}.",
+        "Loading: EncryptedArray.from_bytes of the addition operands, which rejects any c outside "
+        "Z*_{n^2} (0, not below n^2, or gcd(c, n) > 1: such a c would give away the key when decrypted); "
+        "the gcd test is batched (a Montgomery product of all rows mod n per thread, then one gcd); no "
+        "reference (phe does not check).",
         f"Scalar multiplication: every ciphertext times k = {work.scalar} (random, 32 bits), the same k "
         "for fastpaillier, phe and gmpy2.",
         "gmpy2 baselines: powmod(r, n, n^2) (one classic obfuscator) for encryption, a*b mod n^2 for "
