@@ -26,15 +26,15 @@ FixedBaseTable::FixedBaseTable(mpz_srcptr base, mpz_srcptr modulus, size_t exp_b
 
 FixedBaseTable::~FixedBaseTable() { mpz_clears(base_, mod_, nullptr); }
 
-const std::vector<uint64_t>& FixedBaseTable::portable() const {
-  std::call_once(portable_once_, [this] {
+const std::vector<uint64_t>& FixedBaseTable::gmp_table() const {
+  std::call_once(gmp_once_, [this] {
     const size_t entries = size_t{1} << window_;
-    portable_.assign(windows_ * entries * limbs_, 0);
+    gmp_.assign(windows_ * entries * limbs_, 0);
     mpz_t b, x;
     mpz_inits(b, x, nullptr);
     mpz_set(b, base_);
     for (size_t i = 0; i < windows_; ++i) {
-      uint64_t* row = portable_.data() + i * entries * limbs_;
+      uint64_t* row = gmp_.data() + i * entries * limbs_;
       mpz_set_ui(x, 1);
       for (size_t k = 0; k < entries; ++k) {  // x = b^k with b = base^(2^(w i))
         store(x, row + k * limbs_, limbs_);
@@ -45,7 +45,7 @@ const std::vector<uint64_t>& FixedBaseTable::portable() const {
     }
     mpz_clears(b, x, nullptr);
   });
-  return portable_;
+  return gmp_;
 }
 
 const IfmaFixedBase& FixedBaseTable::ifma() const {
@@ -70,7 +70,7 @@ void FixedBaseTable::powm(mpz_t out, mpz_srcptr e) const {
 }
 
 void FixedBaseTable::powm_sec(mpz_t out, mpz_srcptr e) const {
-  const std::vector<uint64_t>& table = portable();
+  const std::vector<uint64_t>& table = gmp_table();
   const size_t L = limbs_, entries = size_t{1} << window_;
   const size_t e_limbs = (windows_ * window_ + 63) / 64;
   const mp_size_t itch = std::max(mpn_sec_mul_itch(L, L), mpn_sec_div_r_itch(2 * L, L));

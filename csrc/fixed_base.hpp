@@ -61,7 +61,7 @@ class FixedBaseTable {
   void powm8(mpz_ptr out[8], const mpz_srcptr e[8]) const;
 
  private:
-  const std::vector<uint64_t>& portable() const;
+  const std::vector<uint64_t>& gmp_table() const;
   const IfmaFixedBase& ifma() const;
   const Mont64FixedBase& mont64() const;
   void powm_sec(mpz_t out, mpz_srcptr e) const;
@@ -71,8 +71,8 @@ class FixedBaseTable {
   unsigned window_, window64_;
   IfmaModulus ifma_mod_;
   Mont64Modulus m64_mod_;
-  mutable std::once_flag portable_once_, ifma_once_, m64_once_;
-  mutable std::vector<uint64_t> portable_;  // [window][entry][limb], canonical values < m
+  mutable std::once_flag gmp_once_, ifma_once_, m64_once_;
+  mutable std::vector<uint64_t> gmp_;  // [window][entry][limb], canonical values < m
   mutable IfmaFixedBase ifma_;
   mutable Mont64FixedBase m64_;
 };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "csprng.hpp"
+#include "ct_select.hpp"
 #include "limb_io.hpp"
 #include "parallel.hpp"
 
@@ -393,12 +394,30 @@ void fixed_powm_lanes(const FixedBaseTable& table, Lanes& x, const Lanes& a, siz
 }
 
 // x[l] = h_s^a[l] mod n^2 computed by CRT from the private key's tables.
+// out = a mod d for a secret a < 2^(64 a_limbs) and a public d (d_limbs <=
+// a_limbs limbs, top limb nonzero), with GMP's mpn_sec_div_r: the operation
+// sequence depends on a_limbs and d_limbs only (mpz_mod's would depend on
+// the length of a).  buf holds a_limbs + itch limbs and is wiped.
+void sec_mod(mpz_t out, mpz_srcptr a, size_t a_limbs, mpz_srcptr d, std::vector<mp_limb_t>& buf) {
+  const mp_size_t an = static_cast<mp_size_t>(a_limbs), dn = static_cast<mp_size_t>(mpz_size(d));
+  const size_t itch = static_cast<size_t>(mpn_sec_div_r_itch(an, dn));
+  buf.assign(a_limbs + itch, 0);
+  store(a, reinterpret_cast<uint64_t*>(buf.data()), a_limbs);
+  mpn_sec_div_r(buf.data(), an, mpz_limbs_read(d), dn, buf.data() + a_limbs);
+  mpz_t v;
+  mpz_set(out, view(v, reinterpret_cast<const uint64_t*>(buf.data()), static_cast<size_t>(dn)));
+  wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
+}
+
 void djn_crt_lanes(const PrivateContext& priv, const DjnCrtContext& djn, Lanes& x,
                    const Lanes& a, size_t lanes, Scratch& s) {
   Lanes ap, aq, xp, xq;
+  std::vector<mp_limb_t> buf;
+  const size_t a_limbs = std::max((djn.exp_bits + 63) / 64, mpz_size(priv.pm1));
   for (size_t l = 0; l < 8; ++l) {
-    mpz_mod(ap.v[l], a.v[l], priv.pm1);  // order of h_s mod p^2 divides p - 1
-    mpz_mod(aq.v[l], a.v[l], priv.qm1);
+    // The order of h_s mod p^2 divides p - 1 (mod q^2: q - 1).  Constant time in a.
+    sec_mod(ap.v[l], a.v[l], a_limbs, priv.pm1, buf);
+    sec_mod(aq.v[l], a.v[l], a_limbs, priv.qm1, buf);
   }
   fixed_powm_lanes(*djn.table_p, xp, ap, lanes);
   fixed_powm_lanes(*djn.table_q, xq, aq, lanes);

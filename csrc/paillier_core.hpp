@@ -92,9 +92,9 @@ constexpr size_t kDjnMarginBits = 128;
 size_t djn_exponent_bits(size_t n_bits);
 
 // The public key's DJN table: h_s mod n^2 for exponents of
-// djn_exponent_bits(|n|) bits, 6-bit windows (7.8 MB with IFMA, 6.3 MB
-// portable, for a 2048-bit n; each built on first use, about 0.2 s).  Read-only once
-// built; shared by all threads.
+// djn_exponent_bits(|n|) bits, 6-bit windows (7.8 MB on the ifma tier, 6.3 MB
+// on the others, for a 2048-bit n; each tier's table built on first use, about
+// 0.2 s).  Read-only once built; shared by all threads.
 class DjnContext {
  public:
   DjnContext(const PublicContext& pub, const uint64_t* hs, size_t hs_limbs);
@@ -154,8 +154,8 @@ long encrypt_djn(const PublicContext& pub, const DjnContext& djn, const uint64_t
 
 // The same ciphertext distribution with the private key: h_s^(a mod p-1) mod
 // p^2 and h_s^(a mod q-1) mod q^2 from the CRT tables (IFMA when enabled),
-// recombined by CRT.  Constant time in a apart from the two reductions
-// a mod p-1, a mod q-1 (GMP divisions, timing by operand length).
+// recombined by CRT.  Constant time in a, the reductions a mod p-1 and
+// a mod q-1 included (mpn_sec_div_r on fixed limb counts).
 long encrypt_djn_crt(const PrivateContext& priv, const DjnCrtContext& djn, const uint64_t* m,
                      size_t m_limbs, size_t count, uint64_t* out, int threads);
 
