@@ -42,15 +42,62 @@ inline void g_pow(mpz_t out, const PublicContext& pub, mpz_srcptr m) {
   mpz_add_ui(out, out, 1);
 }
 
+// out (out_limbs limbs) = b + Q ((a - b) Qinv mod P): the value below P Q
+// congruent to a mod P and b mod Q, for a < P, b < Q < P, Qinv = Q^-1 mod P;
+// P has k limbs (top limb nonzero), a, b, Q and Qinv are given in k limbs.
+// Constant time: fixed-size mpn_sub_n / mpn_cnd_add_n / mpn_sec_mul /
+// mpn_sec_div_r / mpn_add_n, whatever the values (mpz arithmetic would skip
+// work when a = b, i.e. for plaintexts below q).  out may not overlap the
+// inputs; out_limbs <= 2k.  buf is scratch, wiped before returning.
+void crt_ct(const uint64_t* a, const uint64_t* b, const mp_limb_t* P, const mp_limb_t* Q,
+            const mp_limb_t* Qinv, size_t k, uint64_t* out, size_t out_limbs,
+            std::vector<mp_limb_t>& buf) {
+  const mp_size_t kn = static_cast<mp_size_t>(k);
+  const size_t itch = static_cast<size_t>(std::max(mpn_sec_mul_itch(kn, kn), mpn_sec_div_r_itch(2 * kn, kn)));
+  buf.assign(7 * k + itch, 0);
+  mp_limb_t* d = buf.data();          // k
+  mp_limb_t* prod = d + k;            // 2k
+  mp_limb_t* wide_b = prod + 2 * k;   // 2k
+  mp_limb_t* res = wide_b + 2 * k;    // 2k
+  mp_limb_t* tp = res + 2 * k;
+  const mp_limb_t* al = reinterpret_cast<const mp_limb_t*>(a);
+  const mp_limb_t* bl = reinterpret_cast<const mp_limb_t*>(b);
+  const mp_limb_t borrow = mpn_sub_n(d, al, bl, kn);          // a - b, in (-P, P)
+  mpn_cnd_add_n(borrow, d, d, P, kn);                          // now in [0, P)
+  mpn_sec_mul(prod, d, kn, Qinv, kn, tp);
+  mpn_sec_div_r(prod, 2 * kn, P, kn, tp);                      // h = prod mod P, in prod[0, k)
+  std::memcpy(d, prod, k * sizeof(mp_limb_t));
+  mpn_sec_mul(res, Q, kn, d, kn, tp);                          // Q h < P Q
+  std::memcpy(wide_b, bl, k * sizeof(mp_limb_t));              // b, zero-padded to 2k limbs
+  mpn_add_n(res, res, wide_b, 2 * kn);                         // b + Q h < P Q: no carry out
+  std::memcpy(out, res, out_limbs * sizeof(uint64_t));
+  wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
+}
+
+// The limbs of x in k limbs (x must fit).  Variable time only in the
+// position of x's top nonzero limb.
+inline const uint64_t* limbs_of(mpz_srcptr x, size_t k, std::vector<uint64_t>& tmp) {
+  tmp.assign(k, 0);
+  store(x, tmp.data(), k);
+  return tmp.data();
+}
+
 // out = x_q + q^2 ((x_p - x_q) (q^2)^-1 mod p^2): the element of Z_{n^2}
-// congruent to x_p mod p^2 and x_q mod q^2.  |tmp| is scratch.
+// congruent to x_p mod p^2 and x_q mod q^2, by crt_ct (constant time).
+// out may alias x_p or x_q.  |tmp| is unused (kept for the callers' shape).
 inline void crt_combine(mpz_t out, const PrivateContext& priv, mpz_srcptr x_p,
-                        mpz_srcptr x_q, mpz_t tmp) {
-  mpz_sub(tmp, x_p, x_q);
-  mpz_mul(tmp, tmp, priv.qsq_inv_psq);
-  mpz_mod(tmp, tmp, priv.psq);
-  mpz_mul(tmp, tmp, priv.qsq);
-  mpz_add(out, tmp, x_q);
+                        mpz_srcptr x_q, mpz_t /*tmp*/) {
+  const size_t k = mpz_size(priv.psq);
+  std::vector<uint64_t> a, b, q, qinv, r(2 * k);
+  std::vector<mp_limb_t> buf;
+  crt_ct(limbs_of(x_p, k, a), limbs_of(x_q, k, b), mpz_limbs_read(priv.psq),
+         reinterpret_cast<const mp_limb_t*>(limbs_of(priv.qsq, k, q)),
+         reinterpret_cast<const mp_limb_t*>(limbs_of(priv.qsq_inv_psq, k, qinv)), k, r.data(), 2 * k, buf);
+  mpz_t v;
+  mpz_set(out, view(v, r.data(), 2 * k));
+  wipe(a.data(), a.size());
+  wipe(b.data(), b.size());
+  wipe(r.data(), r.size());
 }
 
 // out = base^e mod modulus with a secret e (and possibly secret base <
@@ -657,15 +704,19 @@ static bool decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
   return unit;
 }
 
-// out = m_q + q ((m_p - m_q) q^-1 mod p), stored as row i.
+// out = m_q + q ((m_p - m_q) q^-1 mod p), written to the row in fixed size
+// by crt_ct (constant time; the plaintext's length does not matter).
 static void crt_store(const PrivateContext& priv, mpz_srcptr mp, mpz_srcptr mq,
-                      mpz_t tmp, uint64_t* out_row) {
-  mpz_sub(tmp, mp, mq);
-  mpz_mul(tmp, tmp, priv.q_inv_p);
-  mpz_mod(tmp, tmp, priv.p);
-  mpz_mul(tmp, tmp, priv.q);
-  mpz_add(tmp, tmp, mq);
-  store(tmp, out_row, priv.pub.n_limbs);
+                      mpz_t /*tmp*/, uint64_t* out_row) {
+  const size_t k = mpz_size(priv.p);
+  std::vector<uint64_t> a, b, q, qinv;
+  std::vector<mp_limb_t> buf;
+  crt_ct(limbs_of(mp, k, a), limbs_of(mq, k, b), mpz_limbs_read(priv.p),
+         reinterpret_cast<const mp_limb_t*>(limbs_of(priv.q, k, q)),
+         reinterpret_cast<const mp_limb_t*>(limbs_of(priv.q_inv_p, k, qinv)), k, out_row,
+         priv.pub.n_limbs, buf);
+  wipe(a.data(), a.size());
+  wipe(b.data(), b.size());
 }
 
 // Zeroes a refused row (a non-unit ciphertext) and records its index.
