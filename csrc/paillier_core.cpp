@@ -74,6 +74,21 @@ void crt_ct(const uint64_t* a, const uint64_t* b, const mp_limb_t* P, const mp_l
   wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
 }
 
+// out = a mod d for a secret a < 2^(64 a_limbs) and a public d (d_limbs <=
+// a_limbs limbs, top limb nonzero), with GMP's mpn_sec_div_r: the operation
+// sequence depends on a_limbs and d_limbs only (mpz_mod's would depend on
+// the length of a).  buf holds a_limbs + itch limbs and is wiped.
+void sec_mod(mpz_t out, mpz_srcptr a, size_t a_limbs, mpz_srcptr d, std::vector<mp_limb_t>& buf) {
+  const mp_size_t an = static_cast<mp_size_t>(a_limbs), dn = static_cast<mp_size_t>(mpz_size(d));
+  const size_t itch = static_cast<size_t>(mpn_sec_div_r_itch(an, dn));
+  buf.assign(a_limbs + itch, 0);
+  store(a, reinterpret_cast<uint64_t*>(buf.data()), a_limbs);
+  mpn_sec_div_r(buf.data(), an, mpz_limbs_read(d), dn, buf.data() + a_limbs);
+  mpz_t v;
+  mpz_set(out, view(v, reinterpret_cast<const uint64_t*>(buf.data()), static_cast<size_t>(dn)));
+  wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
+}
+
 // The limbs of x in k limbs (x must fit).  Variable time only in the
 // position of x's top nonzero limb.
 inline const uint64_t* limbs_of(mpz_srcptr x, size_t k, std::vector<uint64_t>& tmp) {
@@ -204,7 +219,7 @@ PrivateContext::PrivateContext(const uint64_t* p_row, const uint64_t* q_row,
                                size_t n_limbs)
     : pub(n_row, n_limbs) {
   mpz_inits(p, q, psq, qsq, pm1, qm1, hp, hq, q_inv_p, qsq_inv_psq, exp_p,
-            exp_q, nullptr);
+            exp_q, p_inv_word, q_inv_word, nullptr);
   mpz_t v, t;
   mpz_init(t);
   mpz_set(p, view(v, p_row, half_limbs));
@@ -225,6 +240,13 @@ PrivateContext::PrivateContext(const uint64_t* p_row, const uint64_t* q_row,
   mpz_invert(hq, hq, q);
   mpz_invert(q_inv_p, q, p);
   mpz_invert(qsq_inv_psq, qsq, psq);
+  // p^-1 mod 2^(64 limbs(p)), q^-1 mod 2^(64 limbs(q)): exact division in finish_half.
+  mpz_set_ui(t, 0);
+  mpz_setbit(t, 64 * mpz_size(p));
+  mpz_invert(p_inv_word, p, t);
+  mpz_set_ui(t, 0);
+  mpz_setbit(t, 64 * mpz_size(q));
+  mpz_invert(q_inv_word, q, t);
   // r^n mod p^2 = r^(n mod p(p-1)) mod p^2 since |Z_{p^2}^*| = p(p-1).
   mpz_mul(t, p, pm1);
   mpz_mod(exp_p, pub.n, t);
@@ -240,7 +262,7 @@ PrivateContext::PrivateContext(const uint64_t* p_row, const uint64_t* q_row,
 PrivateContext::~PrivateContext() {
   // Secret values: overwrite before freeing.
   mpz_t* secrets[] = {&p, &q, &psq, &qsq, &pm1, &qm1, &hp, &hq, &q_inv_p,
-                      &qsq_inv_psq, &exp_p, &exp_q};
+                      &qsq_inv_psq, &exp_p, &exp_q, &p_inv_word, &q_inv_word};
   for (mpz_t* s : secrets) {
     size_t alloc = static_cast<size_t>((*s)->_mp_alloc);
     volatile mp_limb_t* d = (*s)->_mp_d;
@@ -375,12 +397,13 @@ void encrypt_with_r_crt(const PrivateContext& priv, const uint64_t* m,
   parallel_for(count, threads, kMinExpRows, [&](size_t begin, size_t end) {
     Scratch s;
     mpz_t v;
+    std::vector<mp_limb_t> buf;
     for (size_t i = begin; i < end; ++i) {
       mpz_srcptr rr = view(v, r + i * r_limbs, r_limbs);
       // Constant time in the secret exponents n mod p(p-1), n mod q(q-1).
-      mpz_mod(s.a, rr, priv.psq);
+      sec_mod(s.a, rr, std::max(r_limbs, mpz_size(priv.psq)), priv.psq, buf);
       secret_powm(s.a, s.a, priv.exp_p, priv.psq, priv.m64_psq);
-      mpz_mod(s.b, rr, priv.qsq);
+      sec_mod(s.b, rr, std::max(r_limbs, mpz_size(priv.qsq)), priv.qsq, buf);
       secret_powm(s.b, s.b, priv.exp_q, priv.qsq, priv.m64_qsq);
       crt_combine(s.a, priv, s.a, s.b, s.c);
       g_pow(s.b, pub, view(v, m + i * m_limbs, m_limbs));
@@ -441,21 +464,6 @@ void fixed_powm_lanes(const FixedBaseTable& table, Lanes& x, const Lanes& a, siz
 }
 
 // x[l] = h_s^a[l] mod n^2 computed by CRT from the private key's tables.
-// out = a mod d for a secret a < 2^(64 a_limbs) and a public d (d_limbs <=
-// a_limbs limbs, top limb nonzero), with GMP's mpn_sec_div_r: the operation
-// sequence depends on a_limbs and d_limbs only (mpz_mod's would depend on
-// the length of a).  buf holds a_limbs + itch limbs and is wiped.
-void sec_mod(mpz_t out, mpz_srcptr a, size_t a_limbs, mpz_srcptr d, std::vector<mp_limb_t>& buf) {
-  const mp_size_t an = static_cast<mp_size_t>(a_limbs), dn = static_cast<mp_size_t>(mpz_size(d));
-  const size_t itch = static_cast<size_t>(mpn_sec_div_r_itch(an, dn));
-  buf.assign(a_limbs + itch, 0);
-  store(a, reinterpret_cast<uint64_t*>(buf.data()), a_limbs);
-  mpn_sec_div_r(buf.data(), an, mpz_limbs_read(d), dn, buf.data() + a_limbs);
-  mpz_t v;
-  mpz_set(out, view(v, reinterpret_cast<const uint64_t*>(buf.data()), static_cast<size_t>(dn)));
-  wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
-}
-
 void djn_crt_lanes(const PrivateContext& priv, const DjnCrtContext& djn, Lanes& x,
                    const Lanes& a, size_t lanes, Scratch& s) {
   Lanes ap, aq, xp, xq;
@@ -683,24 +691,46 @@ void batch_powm_gmp(const uint64_t* base, const uint64_t* e, size_t e_limbs,
 
 // ---- decryption -------------------------------------------------------------
 
-// out = L_p(t) h mod p with L_p(t) = (t - 1) / p, for t = c^(p-1) mod p^2.
-static void finish_half(mpz_t out, mpz_srcptr t, mpz_srcptr prime, mpz_srcptr h) {
-  mpz_sub_ui(out, t, 1);
-  mpz_fdiv_q(out, out, prime);
-  mpz_mul(out, out, h);
-  mpz_mod(out, out, prime);
+// out = L_p(t) h mod p with L_p(t) = (t - 1) / p, for t = c^(p-1) mod p^2
+// (t = 1 mod p for a unit c).  Fixed-size, constant-time arithmetic on
+// k = limbs(p): t - 1 divides exactly by p, so L_p(t) < p is the low k limbs
+// of (t - 1) p^-1 mod 2^(64 k) (mpn_sub_n, then the low half of an
+// mpn_sec_mul); then mpn_sec_mul by h and mpn_sec_div_r by p.  For t = 0 (a
+// refused row) the result is junk of the same size.  out may alias t.
+static void finish_half(mpz_t out, mpz_srcptr t, mpz_srcptr prime, mpz_srcptr prime_inv,
+                        mpz_srcptr h) {
+  const size_t k = mpz_size(prime);
+  const mp_size_t kn = static_cast<mp_size_t>(k);
+  const size_t itch = static_cast<size_t>(std::max(mpn_sec_mul_itch(kn, kn), mpn_sec_div_r_itch(2 * kn, kn)));
+  std::vector<uint64_t> tl, one(k, 0), inv, hl;
+  std::vector<mp_limb_t> buf(5 * k + itch);
+  mp_limb_t* w = buf.data();       // k
+  mp_limb_t* prod = w + k;         // 2k
+  mp_limb_t* prod2 = prod + 2 * k; // 2k
+  mp_limb_t* tp = prod2 + 2 * k;
+  one[0] = 1;
+  const uint64_t* t_low = limbs_of(t, 2 * k, tl);  // t < p^2
+  mpn_sub_n(w, reinterpret_cast<const mp_limb_t*>(t_low), reinterpret_cast<const mp_limb_t*>(one.data()), kn);
+  mpn_sec_mul(prod, w, kn, reinterpret_cast<const mp_limb_t*>(limbs_of(prime_inv, k, inv)), kn, tp);
+  mpn_sec_mul(prod2, prod, kn, reinterpret_cast<const mp_limb_t*>(limbs_of(h, k, hl)), kn, tp);
+  mpn_sec_div_r(prod2, 2 * kn, mpz_limbs_read(prime), kn, tp);
+  mpz_t v;
+  mpz_set(out, view(v, reinterpret_cast<const uint64_t*>(prod2), k));
+  wipe(reinterpret_cast<uint64_t*>(buf.data()), buf.size());
+  wipe(tl.data(), tl.size());
 }
 
 // m_p = L_p(c^(p-1) mod p^2) hp mod p.  Constant time in the secret exponent
 // p-1 (secret_powm: the Montgomery kernels, or mpz_powm_sec on the gmp tier).
 // Returns false when p | c (then c^(p-1) = 0 mod p^2 and out is junk).
-static bool decrypt_half(mpz_t out, mpz_srcptr c, mpz_srcptr prime,
-                         mpz_srcptr prime_sq, mpz_srcptr prime_m1,
-                         mpz_srcptr h, const Mont64Modulus& m64) {
-  mpz_mod(out, c, prime_sq);
+static bool decrypt_half(mpz_t out, mpz_srcptr c, size_t c_limbs, mpz_srcptr prime,
+                         mpz_srcptr prime_sq, mpz_srcptr prime_m1, mpz_srcptr prime_inv,
+                         mpz_srcptr h, const Mont64Modulus& m64, std::vector<mp_limb_t>& buf) {
+  // c mod p^2 with mpn_sec_div_r: mpz_mod's time would tell whether c < p^2.
+  sec_mod(out, c, std::max(c_limbs, mpz_size(prime_sq)), prime_sq, buf);
   secret_powm(out, out, prime_m1, prime_sq, m64);
   const bool unit = mpz_sgn(out) != 0;
-  finish_half(out, out, prime, h);
+  finish_half(out, out, prime, prime_inv, h);
   return unit;
 }
 
@@ -733,14 +763,15 @@ static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
   mpz_t xp[8], xq[8], v, tmp;
   mpz_srcptr bp[8], bq[8];
   mpz_ptr op[8], oq[8];
+  std::vector<mp_limb_t> buf;
   mpz_init(tmp);
   for (int l = 0; l < 8; ++l) {
     mpz_inits(xp[l], xq[l], nullptr);
     const size_t i = g * 8 + static_cast<size_t>(l);
     if (i < count) {
       mpz_srcptr ci = view(v, c + i * cl, cl);
-      mpz_mod(xp[l], ci, priv.psq);
-      mpz_mod(xq[l], ci, priv.qsq);
+      sec_mod(xp[l], ci, std::max(cl, mpz_size(priv.psq)), priv.psq, buf);  // constant time
+      sec_mod(xq[l], ci, std::max(cl, mpz_size(priv.qsq)), priv.qsq, buf);
     } else {
       mpz_set_ui(xp[l], 1);
       mpz_set_ui(xq[l], 1);
@@ -757,8 +788,8 @@ static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
     if (i < count) {
       // p | c (q | c) makes c^(p-1) = 0 mod p^2 (q^2); a unit never gives 0.
       const bool bad = (mpz_sgn(xp[l]) == 0) | (mpz_sgn(xq[l]) == 0);
-      finish_half(xp[l], xp[l], priv.p, priv.hp);
-      finish_half(xq[l], xq[l], priv.q, priv.hq);
+      finish_half(xp[l], xp[l], priv.p, priv.p_inv_word, priv.hp);
+      finish_half(xq[l], xq[l], priv.q, priv.q_inv_word, priv.hq);
       crt_store(priv, xp[l], xq[l], tmp, out + i * priv.pub.n_limbs);
       if (bad) refuse_row(out + i * priv.pub.n_limbs, priv.pub.n_limbs, failed, static_cast<long>(i));
     }
@@ -780,10 +811,13 @@ long decrypt(const PrivateContext& priv, const uint64_t* c, size_t count,
   parallel_for(count, threads, kMinExpRows, [&](size_t begin, size_t end) {
     Scratch s;
     mpz_t v;
+    std::vector<mp_limb_t> buf;
     for (size_t i = begin; i < end; ++i) {
       mpz_srcptr ci = view(v, c + i * cl, cl);
-      const bool unit_p = decrypt_half(s.a, ci, priv.p, priv.psq, priv.pm1, priv.hp, priv.m64_psq);
-      const bool unit_q = decrypt_half(s.b, ci, priv.q, priv.qsq, priv.qm1, priv.hq, priv.m64_qsq);
+      const bool unit_p = decrypt_half(s.a, ci, cl, priv.p, priv.psq, priv.pm1, priv.p_inv_word,
+                                       priv.hp, priv.m64_psq, buf);
+      const bool unit_q = decrypt_half(s.b, ci, cl, priv.q, priv.qsq, priv.qm1, priv.q_inv_word,
+                                       priv.hq, priv.m64_qsq, buf);
       crt_store(priv, s.a, s.b, s.c, out + i * ml);
       if (!(unit_p & unit_q)) refuse_row(out + i * ml, ml, failed, static_cast<long>(i));
     }

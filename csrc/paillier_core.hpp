@@ -74,6 +74,7 @@ class PrivateContext {
 
   PublicContext pub;
   mpz_t p, q, psq, qsq, pm1, qm1, hp, hq, q_inv_p, qsq_inv_psq, exp_p, exp_q;
+  mpz_t p_inv_word, q_inv_word;  // p^-1 mod 2^(64 limbs(p)), likewise q
   IfmaModulus ifma_psq, ifma_qsq;  // radix-2^52 constants for the IFMA path
   Mont64Modulus m64_psq, m64_qsq;  // 64-bit limb constants for the mulx / portable tiers
 };
