@@ -40,6 +40,10 @@ KIND_NAMES = {KIND_PUBLIC_KEY: "public key", KIND_PRIVATE_KEY: "private key",
 EXT_DJN_BASE = 1
 EXTENSION_NAMES = {EXT_DJN_BASE: "DJN base h_s"}
 
+# Largest summands field of an encrypted array, in bytes: writers refuse larger counts and readers
+# never parse more (summands < 2^(8 * MAX_SUMMANDS_BYTES)).
+MAX_SUMMANDS_BYTES = 4096
+
 _HEADER = struct.Struct("<4sBBH32s")
 
 
@@ -47,6 +51,11 @@ def key_fingerprint(n: int) -> bytes:
     """SHA-256 fingerprint of a public modulus, as stored in every header."""
     nbytes = (n.bit_length() + 7) // 8
     return hashlib.sha256(b"fastpaillier/public-key/v1\x00" + n.to_bytes(nbytes, "big")).digest()
+
+
+def fingerprint_hex(fingerprint: bytes) -> str:
+    """A fingerprint as shown in messages: its full hex, so different fingerprints always read differently."""
+    return bytes(fingerprint).hex()
 
 
 def header(kind: int, fingerprint: bytes) -> bytes:

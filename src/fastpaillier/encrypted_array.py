@@ -380,6 +380,13 @@ class EncryptedArray:
 
     def to_bytes(self) -> bytes:
         """Versioned binary encoding with key fingerprint, shape, codec metadata and ciphertexts."""
+        # Refuse here whatever from_bytes() would refuse (an oversized summands count, more than
+        # _MAX_NDIM dimensions, ...), so that bytes written by to_bytes() always load again.
+        try:
+            _check_layout(self._public_key, self._data.shape[0], self._shape, self._codec, self._summands,
+                          self._dtype, SerializationError)
+        except SerializationError as exc:
+            raise SerializationError(f"encrypted array cannot be serialized: {exc}") from None
         codec_kind = CODEC_NONE if self._codec is None else self._codec.kind
         parts = [
             _wire.header(_wire.KIND_ENCRYPTED_ARRAY, self._public_key.fingerprint),
@@ -403,14 +410,15 @@ class EncryptedArray:
         fingerprint = reader.header(_wire.KIND_ENCRYPTED_ARRAY)
         if fingerprint != public_key.fingerprint:
             raise KeyMismatchError(
-                f"encrypted array belongs to key {fingerprint.hex()[:16]}, not to the given key "
-                f"{public_key.fingerprint.hex()[:16]}")
+                f"encrypted array belongs to the key with fingerprint {_wire.fingerprint_hex(fingerprint)}, "
+                f"not to the given key (fingerprint {_wire.fingerprint_hex(public_key.fingerprint)}); "
+                "load it with the key it was encrypted under")
         codec_kind, dtype_code, ndim, reserved = reader.unpack("BBBB")
         if reserved != 0 or ndim > _MAX_NDIM or dtype_code not in _DTYPES:
             raise SerializationError("encrypted array: invalid header fields (dtype, ndim or reserved byte)")
         shape = reader.unpack(f"{ndim}Q") if ndim else ()
         codec = codec_from_wire(codec_kind, reader, public_key)
-        summands = reader.bigint(4096)
+        summands = reader.bigint(_wire.MAX_SUMMANDS_BYTES)
         rows, limbs = reader.unpack("QI")
         if limbs != public_key.nsq_limbs:
             raise SerializationError(
@@ -440,7 +448,15 @@ def _check_layout(public_key: "PublicKey", rows: int, shape: tuple[int, ...], co
     if rows != expected_rows:
         raise error(f"{rows} ciphertexts cannot hold shape {shape} (expected {expected_rows})")
     if isinstance(summands, bool) or not isinstance(summands, int) or summands < 0:
-        raise error(f"summands must be a non-negative int, got {summands!r}")
+        shown = "a negative int" if isinstance(summands, int) and summands.bit_length() > 64 else repr(summands)
+        raise error(f"summands must be a non-negative int, got {shown}")
+    if summands.bit_length() > 8 * _wire.MAX_SUMMANDS_BYTES:
+        # (no str(summands) in messages: ints of over 4300 digits refuse conversion)
+        raise error(
+            f"summands is a {summands.bit_length()}-bit count; at most {8 * _wire.MAX_SUMMANDS_BYTES} bits "
+            "are supported (the serialized format's limit). For raw integer arrays the count only "
+            "records how many values were added: rebuild the array with EncryptedArray(public_key, "
+            "array.ciphertexts, array.shape, summands=...) and a smaller count")
     if codec is None:
         if dtype != np.int64:
             raise error(f"raw integer arrays have dtype int64, not {dtype}")
