@@ -396,6 +396,14 @@ bool Mont64Modulus::init(mpz_srcptr modulus) {
 
 void mont64_powm(const Mont64Modulus& M, mpz_ptr out, mpz_srcptr base, mpz_srcptr e,
                  size_t e_bits) {
+  mont64_powm(M, out, base, e, e_bits, use_mulx());
+}
+
+void mont64_powm(const Mont64Modulus& M, mpz_ptr out, mpz_srcptr base, mpz_srcptr e,
+                 size_t e_bits, bool mulx) {
+#ifndef FP_HAVE_MULX_BUILD
+  mulx = false;
+#endif
   const size_t L = M.limbs;
   if (e_bits == 0) e_bits = 1;
   if (mpz_sgn(e) < 0 || mpz_sizeinbase(e, 2) > e_bits) std::abort();
@@ -408,7 +416,7 @@ void mont64_powm(const Mont64Modulus& M, mpz_ptr out, mpz_srcptr base, mpz_srcpt
   uint64_t* scratch = r + L;
   store_checked(e, ex, e_limbs);
   store_checked(base, b, L);
-  if (use_mulx()) {
+  if (mulx) {
     powm_rows<true>(M, r, b, ex, e_limbs, e_bits, w, scratch);
   } else {
     powm_rows<false>(M, r, b, ex, e_limbs, e_bits, w, scratch);

@@ -43,6 +43,12 @@ struct Mont64Modulus {
 void mont64_powm(const Mont64Modulus& mod, mpz_ptr out, mpz_srcptr base, mpz_srcptr e,
                  size_t e_bits);
 
+// The same with the backend named: mulx rows (the CPU must have BMI2 + ADX:
+// tier_supported(Tier::kMulx)) or plain C++ rows, whatever the active tier.
+// The ifma tier uses it for batches too small to fill its eight lanes.
+void mont64_powm(const Mont64Modulus& mod, mpz_ptr out, mpz_srcptr base, mpz_srcptr e,
+                 size_t e_bits, bool mulx);
+
 // Fixed-base table in Montgomery form: entry (i, k) = g^(k 2^(w i)) R mod m,
 // windows i < ceil(exp_bits / w), digits k < 2^w, L limbs each, stored
 // [window][entry][limb].  Size windows 2^w L 8 bytes.  Built once with GMP;

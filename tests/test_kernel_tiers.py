@@ -125,7 +125,7 @@ def test_decryption_agrees_on_every_tier_and_with_gmpy2(keys_by_bits, bits):
     assert _lam_decrypt(pk, sk, ciphertext_ints(enc)) == values
 
 
-@pytest.mark.parametrize("count", [1, 7, 8, 9, 17])
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 8, 9, 10, 17])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_decryption_batches_and_threads(keys_2048, count, threads):
     pk, sk = keys_2048
@@ -163,6 +163,18 @@ def test_non_units_are_refused_by_decryption_on_every_tier(keys_2048):
                 _native.decrypt(sk._ctx, rows, 2)
             messages.add(str(info.value))
         assert len(messages) == 1
+
+
+@pytest.mark.parametrize("good_before", [0, 1, 8, 9])
+def test_non_units_are_refused_in_short_tails(keys_2048, good_before):
+    # On the ifma tier a last group of one or two rows runs through the one-row mulx kernels
+    # (faster than a mostly empty 8-lane pass): a non-unit there fails closed like anywhere else.
+    pk, sk = keys_2048
+    rows = _limbs.ints_to_rows([5] * good_before + [7 * pk.n], pk.nsq_limbs)
+    for name in SUPPORTED_TIERS:
+        _native.set_kernel_tier(name)
+        with pytest.raises(fp.InvalidCiphertextError, match=f"ciphertext {good_before} shares a factor"):
+            _native.decrypt(sk._ctx, rows, 1)
 
 
 def test_tiny_and_odd_sized_keys(tiny_keys, small_keys):
@@ -214,7 +226,7 @@ def test_djn_known_answer_on_every_tier(keys_by_bits, bits):
         assert crt == expected, name
 
 
-@pytest.mark.parametrize("count", [1, 8, 13])
+@pytest.mark.parametrize("count", [1, 2, 8, 10, 13])
 @pytest.mark.parametrize("randomness", ["classic", "djn"])
 def test_random_encryption_on_every_tier(keys_by_bits, count, randomness, tier):
     pk, sk = keys_by_bits[2048]
