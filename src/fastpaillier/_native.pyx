@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from fastpaillier._limbs import int_to_limbs as _int_row, limb_count as _limb_count, limbs_to_int as _row_int
 from fastpaillier.errors import InvalidCiphertextError, RandomnessError
 
 
@@ -146,18 +147,6 @@ cdef extern from "codec_kernels.hpp" namespace "fp" nogil:
 cdef int MAX_THREADS = 1024
 
 
-def _int_row(x, size_t limbs):
-    """The non-negative int x (which must fit) as a (limbs,) uint64 row."""
-    return np.frombuffer(int(x).to_bytes(8 * limbs, "little"), dtype="<u8").astype(np.uint64)
-
-
-def _row_int(row):
-    """The integer held by a row of little-endian limbs."""
-    return int.from_bytes(np.ascontiguousarray(row, dtype="<u8").tobytes(), "little")
-
-
-def _limb_count(x):
-    return max(1, (x.bit_length() + 63) // 64)
 
 
 cdef int _check_threads(int threads) except -1:
@@ -235,7 +224,7 @@ cdef int _check_r(const uint64_t[:, ::1] r, object n_row) except -1:
 cdef int _check_exponents_below(const uint64_t[:, ::1] e, size_t bits, str name) except -1:
     """Exponent rows: at least one limb each, every value below 2^bits."""
     _check_nonempty_rows(e, name)
-    _check_below(e, _int_row(2 ** int(bits), bits // 64 + 1), name, f"2^{bits}")
+    _check_below(e, _int_row(1 << int(bits), int(bits) // 64 + 1), name, f"2^{bits}")
     return 0
 
 
