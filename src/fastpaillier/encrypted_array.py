@@ -407,7 +407,7 @@ class EncryptedArray:
         if not isinstance(public_key, PublicKey):
             raise InvalidArgumentError(f"public_key must be a PublicKey, got {type(public_key).__name__}")
         reader = _wire.Reader(data, "encrypted array")
-        fingerprint = reader.header(_wire.KIND_ENCRYPTED_ARRAY)
+        fingerprint, _ = reader.header(_wire.KIND_ENCRYPTED_ARRAY)
         if fingerprint != public_key.fingerprint:
             raise KeyMismatchError(
                 f"encrypted array belongs to the key with fingerprint {_wire.fingerprint_hex(fingerprint)}, "
