@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _limbs, _native, _plaintext, _wire
+from . import _keyfile, _limbs, _native, _plaintext, _wire
 from .obfuscator_pool import ObfuscatorPool
 from .errors import (InsecureKeyError, InvalidArgumentError, InvalidCiphertextError, InvalidKeyError,
                      KeyMismatchError,
@@ -303,15 +303,15 @@ class PublicKey:
         return key
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes to_bytes() to path."""
-        with open(path, "wb") as f:
-            f.write(self.to_bytes())
+        """Writes to_bytes() to a new file (mode 0644 less the umask) renamed over path, fsynced."""
+        _keyfile.write_key_file(path, self.to_bytes(), _keyfile.PUBLIC_KEY_MODE, exact_mode=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, insecure: bool = False) -> "PublicKey":
-        """Reads a key written by save()."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), insecure=insecure)
+    def load(cls, path: str | os.PathLike, *, insecure: bool = False,
+             drop_legacy_djn: bool = False) -> "PublicKey":
+        """Reads a key written by save() (see from_bytes)."""
+        return cls.from_bytes(_keyfile.read_key_file(path, "public key"), insecure=insecure,
+                              drop_legacy_djn=drop_legacy_djn)
 
 
 def _fresh_obfuscated(public_key: PublicKey, private_key: "PrivateKey | None", rows: np.ndarray,
@@ -552,22 +552,13 @@ class PrivateKey:
         return key
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes to_bytes() to a new or truncated file readable only by its owner (mode 0600)."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                fd = -1
-                f.write(self.to_bytes())
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        """Writes to_bytes() to a new file readable only by its owner (mode 0600), renamed over path, fsynced."""
+        _keyfile.write_key_file(path, self.to_bytes(), _keyfile.PRIVATE_KEY_MODE, exact_mode=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, insecure: bool = False) -> "PrivateKey":
         """Reads a key written by save()."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), insecure=insecure)
+        return cls.from_bytes(_keyfile.read_key_file(path, "private key"), insecure=insecure)
 
 
 def _derive_djn_h(p: int, q: int, djn_base: object) -> int:
