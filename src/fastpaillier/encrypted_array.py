@@ -325,7 +325,7 @@ class EncryptedArray:
         if self._codec is not None:
             self._codec.check_summands(summands, "the sum")
         mont = False
-        if group == 0:
+        if group == 0 or not gathered.shape[0]:  # an empty group, or no groups at all
             data = np.zeros((_limbs.shape_size(out_shape), self._public_key.nsq_limbs), dtype=np.uint64)
             data[:, 0] = 1  # the empty sum: 1 = E(0) with r = 1
         elif self._mont or self._public_key._mont_target():
