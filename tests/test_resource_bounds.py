@@ -3,7 +3,8 @@
 An 85-byte well-formed array of shape (2^12, 2^10, 0) used to load, and `.sum(axis=2)` then made
 2^22 ciphertexts (2 GB at 2048 bits, 17 s); shape (2^48, 2^48, 0) loaded and raised numpy's
 ValueError on decryption.  The product of the non-zero dimensions is now at most 2^48, and at most
-2^16 for arrays that hold no values, in every constructor, loader and operation.
+2^8 for arrays that hold no values (tools/fuzz_loaders.py found that decrypting the 2^16 E(0)s of a
+sum over an empty axis took 2.6 s at 2048 bits), in every constructor, loader and operation.
 """
 
 from __future__ import annotations
@@ -25,21 +26,21 @@ def _empty_array_bytes(pk, shape, codec=None) -> bytes:
             + params + _wire.u32_bigint(1) + struct.pack("<QI", 0, pk.nsq_limbs))
 
 
-@pytest.mark.parametrize("shape", [(2**12, 2**10, 0), (2**48, 2**48, 0), (0, 2**17), (2**16 + 1, 0),
+@pytest.mark.parametrize("shape", [(2**12, 2**10, 0), (2**48, 2**48, 0), (0, 2**8 + 1), (2**8 + 1, 0), (0, 2**12), (0, 4097),
                                    (0, 2**8, 2**8, 2), (2**63, 0), (2**64 - 1, 0, 1), (0, 2**62, 2**62)])
 def test_oversized_empty_shapes_are_refused_on_load(keys_2048, shape):
     pk, _ = keys_2048
     blob = _empty_array_bytes(pk, shape)
     if shape == (2**12, 2**10, 0):
         assert len(blob) == 85  # the issue's input
-    with pytest.raises(fp.SerializationError, match="2\\^(16|48)"):
+    with pytest.raises(fp.SerializationError, match="2\\^(8|48)"):
         fp.EncryptedArray.from_bytes(blob, pk)
     codec = fp.FixedPointCodec(pk)
-    with pytest.raises(fp.SerializationError, match="2\\^(16|48)"):
+    with pytest.raises(fp.SerializationError, match="2\\^(8|48)"):
         fp.EncryptedArray.from_bytes(_empty_array_bytes(pk, shape, codec), pk)
 
 
-@pytest.mark.parametrize("shape", [(2**8, 2**8, 0), (0, 2**16), (0,), (0, 0, 0), (3, 0, 5)])
+@pytest.mark.parametrize("shape", [(2**4, 2**4, 0), (0, 2**8), (0,), (0, 0, 0), (3, 0, 5), (0, 255)])
 def test_empty_shapes_within_the_bound(small_keys, shape):
     pk, sk = small_keys
     arr = fp.EncryptedArray.from_bytes(_empty_array_bytes(pk, shape), pk)
@@ -55,16 +56,16 @@ def test_empty_shapes_within_the_bound(small_keys, shape):
 def test_in_memory_arrays_are_bounded_too(small_keys):
     pk, sk = small_keys
     empty = sk.encrypt(np.zeros((0,), dtype=np.int64))
-    for shape in [(2**12, 2**10, 0), (2**48, 2**48, 0), (0, 2**17)]:
-        with pytest.raises(fp.InvalidArgumentError, match="2\\^(16|48)"):
+    for shape in [(2**12, 2**10, 0), (2**48, 2**48, 0), (0, 2**9)]:
+        with pytest.raises(fp.InvalidArgumentError, match="2\\^(8|48)"):
             empty.reshape(shape)
-        with pytest.raises(fp.InvalidArgumentError, match="2\\^(16|48)"):
+        with pytest.raises(fp.InvalidArgumentError, match="2\\^(8|48)"):
             fp.EncryptedArray(pk, np.zeros((0, pk.nsq_limbs), dtype=np.uint64), shape)
-    with pytest.raises(fp.InvalidArgumentError, match="2\\^16"):
-        pk.encrypt(np.zeros((2**17, 0), dtype=np.int64))
-    with pytest.raises(fp.InvalidArgumentError, match="2\\^16"):
-        fp.FixedPointCodec(pk).encrypt(np.zeros((0, 300, 300)), sk)
-    assert empty.reshape(2**8, 0, 2**8).shape == (2**8, 0, 2**8)
+    with pytest.raises(fp.InvalidArgumentError, match="2\\^8"):
+        pk.encrypt(np.zeros((2**9, 0), dtype=np.int64))
+    with pytest.raises(fp.InvalidArgumentError, match="2\\^8"):
+        fp.FixedPointCodec(pk).encrypt(np.zeros((0, 3, 100)), sk)
+    assert empty.reshape(2**4, 0, 2**4).shape == (2**4, 0, 2**4)
 
 
 def test_reshape_raises_the_library_s_errors(small_keys):
