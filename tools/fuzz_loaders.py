@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import resource
@@ -43,7 +44,7 @@ from typing import Callable
 import numpy as np
 
 import fastpaillier as fp
-from fastpaillier import _wire
+from fastpaillier import _limbs, _native, _wire
 from fastpaillier.codec import codec_from_wire
 
 # Fixed primes: the test suite's 256-bit key, python-paillier's tiny key and the KAT 2048-bit key.
@@ -177,6 +178,23 @@ def _codec_seed(name: str, codec: fp.Codec, sk: fp.PrivateKey) -> Seed:
     return Seed(name, data, "codec", ((0, 1),) + fields, len(data), codec.public_key, sk)
 
 
+def _fixed_encryption(pk: fp.PublicKey, values: np.ndarray, codec: fp.Codec | None,
+                      rng: random.Random) -> fp.EncryptedArray:
+    """values encrypted (raw ints, or encoded by codec) with r drawn from rng: the same bytes every run."""
+    if codec is None:
+        rows, shape, dtype = _limbs.ints_to_rows(values.ravel().tolist(), pk.n_limbs), values.shape, None
+    else:
+        rows, shape, dtype = codec.encode(values)
+    r_values = []
+    while len(r_values) < rows.shape[0]:
+        r_value = rng.randrange(2, pk.n - 1)
+        if math.gcd(r_value, pk.n) == 1:
+            r_values.append(r_value)
+    r = _limbs.ints_to_rows(r_values, pk.n_limbs)
+    cts = _native.encrypt_with_r(pk._ctx, np.ascontiguousarray(rows), r, 1)
+    return fp.EncryptedArray(pk, cts, shape, codec=codec, dtype=dtype)
+
+
 def build_seeds(big: bool = True) -> list[Seed]:
     """Valid objects of every kind: keys in both versions, arrays of every codec, codec parameters."""
     keys = [("tiny", fp.PrivateKey(293, 433, insecure=True)), ("small", fp.PrivateKey(SMALL_P, SMALL_Q, insecure=True))]
@@ -184,6 +202,7 @@ def build_seeds(big: bool = True) -> list[Seed]:
     if big:
         keys += [("2048", fp.PrivateKey(P_2048, Q_2048)), ("2048-djn", _djn_key(P_2048, Q_2048, False))]
     seeds: list[Seed] = []
+    rng = random.Random(20261207)  # the seeds' randomness r: fixed, so every process builds the same bytes
     for name, sk in keys:
         for version in (1, 2):
             seeds.append(_key_seed(f"{name}/public-v{version}", sk.public_key, version))
@@ -201,12 +220,12 @@ def build_seeds(big: bool = True) -> list[Seed]:
             for shape in [(3,), (2, 3), (), (0,), (0, 4), (2, 0, 3)] if not name.startswith("2048") else [(3,), (0, 2)]:
                 size = int(np.prod(shape, dtype=np.int64))
                 if codec is None:
-                    arr = sk.encrypt((np.arange(size, dtype=np.int64) % 7).reshape(shape))
+                    arr = _fixed_encryption(pk, (np.arange(size, dtype=np.int64) % 7).reshape(shape), None, rng)
                 else:
-                    arr = codec.encrypt((np.linspace(-1, 1, size) * 0.5).reshape(shape), sk)
+                    arr = _fixed_encryption(pk, (np.linspace(-1, 1, size) * 0.5).reshape(shape), codec, rng)
                 seeds.append(_array_seed(f"{name}/{label}{shape}", arr, sk))
             if codec is not None:
-                summed = fp.sum_arrays([codec.encrypt(np.ones(4) * 0.25, sk)] * 2)
+                summed = fp.sum_arrays([_fixed_encryption(pk, np.ones(4) * 0.25, codec, rng)] * 2)
                 seeds.append(_array_seed(f"{name}/{label}-sum", summed, sk))
                 seeds.append(_codec_seed(f"{name}/{label}-codec", codec, sk))
     return seeds

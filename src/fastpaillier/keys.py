@@ -12,8 +12,7 @@ import numpy as np
 
 from . import _keyfile, _limbs, _native, _plaintext, _wire
 from .obfuscator_pool import ObfuscatorPool
-from .errors import (InsecureKeyError, InvalidArgumentError, InvalidCiphertextError, InvalidKeyError,
-                     KeyMismatchError,
+from .errors import (InsecureKeyError, InvalidArgumentError, InvalidKeyError, KeyMismatchError,
                      PlaintextRangeError, SerializationError)
 from .threads import resolve_threads
 
