@@ -37,17 +37,44 @@ def check_gmp() -> None:
             sys.exit(f"error: cannot compile against GMP ({proc.stderr.strip().splitlines()[:1]}).\n{GMP_HINT}")
 
 
+SANITIZERS = ("address", "undefined")
+
+
+def sanitizer_flags() -> tuple[list[str], list[str]]:
+    """(compile, link) flags for FASTPAILLIER_SANITIZE=address,undefined (either or both; empty: none).
+
+    A sanitized build is for tests only: -O1 with frame pointers and debug info, and every
+    undefined-behaviour report aborts (-fno-sanitize-recover) so that a test run fails on it.
+    Build it with --force (the object files of a normal build are otherwise reused) and run
+    Python with libasan preloaded; README, "Sanitizers", has the commands.
+    """
+    wanted = [s.strip() for s in os.environ.get("FASTPAILLIER_SANITIZE", "").split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(SANITIZERS))
+    if unknown:
+        sys.exit(f"error: FASTPAILLIER_SANITIZE: unknown sanitizer(s) {', '.join(unknown)}; "
+                 f"use a comma-separated subset of {', '.join(SANITIZERS)}")
+    if not wanted:
+        return [], []
+    flag = "-fsanitize=" + ",".join(wanted)
+    compile_args = [flag, "-O1", "-g", "-fno-omit-frame-pointer"]
+    if "undefined" in wanted:
+        compile_args.append("-fno-sanitize-recover=undefined")
+    return compile_args, [flag]
+
+
 def extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
+    san_compile, san_link = sanitizer_flags()
     ext = Extension(
         "fastpaillier._native",
         sources=["src/fastpaillier/_native.pyx", *CSRC],
         include_dirs=["csrc"],
         libraries=["gmp"],
         language="c++",
-        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wno-maybe-uninitialized"],
-        extra_link_args=["-pthread"],
+        extra_compile_args=["-std=c++17", "-O3", "-fvisibility=hidden", "-Wall", "-Wno-maybe-uninitialized",
+                            *san_compile],
+        extra_link_args=["-pthread", *san_link],
     )
     return cythonize([ext], compiler_directives={"language_level": "3"})
 

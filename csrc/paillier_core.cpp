@@ -575,15 +575,14 @@ DjnCrtContext::DjnCrtContext(const PrivateContext& priv, const uint64_t* hs, siz
   table_q.reset(new FixedBaseTable(h, priv.qsq, mpz_sizeinbase(priv.q, 2), kDjnWindowCrt, kDjnWindow64Crt));
 }
 
-bool djn_generate_base(const PublicContext& pub, uint64_t* out) {
+bool djn_generate_base(const PublicContext& pub, uint64_t* h_out) {
   RandomSource rng;
-  Lanes t;  // t[0] = x, t[1] = h, t[2] = h_s; wiped on return
+  Lanes t;  // t[0] = x, t[1] = h; wiped on return
   if (!rng.uniform_unit(t.v[0], pub.n)) return false;
   mpz_mul(t.v[1], t.v[0], t.v[0]);
   mpz_mod(t.v[1], t.v[1], pub.n);
   mpz_sub(t.v[1], pub.n, t.v[1]);  // h = -x^2 mod n (x^2 mod n is never 0: x is a unit)
-  mpz_powm(t.v[2], t.v[1], pub.n, pub.nsq);
-  store(t.v[2], out, pub.nsq_limbs);
+  store(t.v[1], h_out, pub.n_limbs);
   return true;
 }
 

@@ -116,10 +116,11 @@ class DjnCrtContext {
   std::unique_ptr<FixedBaseTable> table_p, table_q;
 };
 
-// out (pub.nsq_limbs limbs) = a fresh h_s = (-x^2 mod n)^n mod n^2 with x
-// uniform in Z_n^* from the kernel CSPRNG (x is wiped).  Returns false if the
-// CSPRNG failed.  Variable time: h_s is public and x is discarded.
-bool djn_generate_base(const PublicContext& pub, uint64_t* out);
+// h_out (pub.n_limbs limbs) = a fresh DJN value h = -x^2 mod n with x uniform
+// in Z_n^* from the kernel CSPRNG (x is wiped).  The key publishes h and
+// h_s = h^n mod n^2, which its loaders recompute.  Returns false if the CSPRNG
+// failed.  Variable time: h is public and x is discarded.
+bool djn_generate_base(const PublicContext& pub, uint64_t* h_out);
 
 // ---- encryption -----------------------------------------------------------
 

@@ -72,9 +72,14 @@ def test_with_djn_keeps_the_key(small_keys, djn_small):
     pk, sk = small_keys
     dpk, dsk = djn_small
     assert (dsk.p, dsk.q) == (sk.p, sk.q) and dpk.n == pk.n
-    assert dpk == pk and dpk.fingerprint == pk.fingerprint and hash(dpk) == hash(pk)
+    # h and h_s are part of the key: its fingerprint and equality cover them (issue 10, item 2)
+    assert dpk != pk and dpk.fingerprint != pk.fingerprint and dsk != sk
+    assert dpk.without_djn() == pk and dpk.without_djn().fingerprint == pk.fingerprint
+    assert pow(dpk.djn_h, dpk.n, dpk.nsquare) == dpk.djn_base and 1 < dpk.djn_h < dpk.n
     assert "DJN" in repr(dpk) and "DJN" not in repr(pk)
-    assert sk.with_djn().public_key.djn_base != dpk.djn_base  # fresh x each time
+    again = sk.with_djn().public_key
+    assert again.djn_base != dpk.djn_base and again != dpk  # fresh x each time
+    assert again.fingerprint != dpk.fingerprint
 
 
 def test_randomness_argument_errors(small_keys, djn_small):
@@ -237,14 +242,16 @@ def test_codecs_with_djn(djn_2048):
 def test_serialization_round_trip_with_djn_base(djn_small, tmp_path):
     pk, sk = djn_small
     blob = pk.to_bytes()
-    tag_at = len(_wire.header(_wire.KIND_PUBLIC_KEY, pk.fingerprint) + _wire.u32_bigint(pk.n))
-    assert blob[tag_at] == _wire.EXT_DJN_BASE
+    body_at = len(_wire.header(_wire.KIND_PUBLIC_KEY, pk.fingerprint) + _wire.u32_bigint(pk.n))
+    assert blob[4] == 2  # key format version 2
+    assert blob[body_at:] == (bytes([2]) + _wire.extension(_wire.EXT_DJN_BASE, pk.djn_base)
+                              + _wire.extension(_wire.EXT_DJN_H, pk.djn_h))
     loaded = fp.PublicKey.from_bytes(blob, insecure=True)
-    assert loaded.djn_base == pk.djn_base and loaded.randomness == "djn" and loaded.to_bytes() == blob
+    assert loaded == pk and loaded.djn_h == pk.djn_h and loaded.randomness == "djn" and loaded.to_bytes() == blob
     sk_loaded = fp.PrivateKey.from_bytes(sk.to_bytes(), insecure=True)
-    assert sk_loaded.public_key.djn_base == pk.djn_base and sk_loaded.to_bytes() == sk.to_bytes()
+    assert sk_loaded == sk and sk_loaded.public_key.djn_h == pk.djn_h and sk_loaded.to_bytes() == sk.to_bytes()
     sk.save(tmp_path / "k")
-    assert fp.PrivateKey.load(tmp_path / "k", insecure=True).public_key.djn_base == pk.djn_base
+    assert fp.PrivateKey.load(tmp_path / "k", insecure=True).public_key == pk
     x = np.arange(10, dtype=np.int64)
     assert np.array_equal(sk_loaded.decrypt(loaded.encrypt(x)), x)
     arr = loaded.encrypt(x)
@@ -253,66 +260,102 @@ def test_serialization_round_trip_with_djn_base(djn_small, tmp_path):
 
 def test_old_format_without_djn_base_still_loads(small_keys, djn_small):
     pk, sk = small_keys
-    old_public = _wire.header(_wire.KIND_PUBLIC_KEY, pk.fingerprint) + _wire.u32_bigint(pk.n)
-    old_private = _wire.header(_wire.KIND_PRIVATE_KEY, pk.fingerprint) + _wire.u32_bigint(sk.p) + _wire.u32_bigint(sk.q)
-    assert pk.to_bytes() == old_public and sk.to_bytes() == old_private  # unchanged bytes for classic keys
+    old_public = _wire.header(_wire.KIND_PUBLIC_KEY, pk.fingerprint, 1) + _wire.u32_bigint(pk.n)
+    old_private = (_wire.header(_wire.KIND_PRIVATE_KEY, pk.fingerprint, 1) + _wire.u32_bigint(sk.p)
+                   + _wire.u32_bigint(sk.q))
     loaded = fp.PublicKey.from_bytes(old_public, insecure=True)
-    assert loaded.djn_base is None and loaded.randomness == "classic"
-    assert fp.PrivateKey.from_bytes(old_private, insecure=True).public_key.djn_base is None
-    # the fingerprint of a DJN key is the fingerprint of its n
-    assert djn_small[0].to_bytes()[8:40] == old_public[8:40]
+    assert loaded == pk and loaded.djn_base is None and loaded.randomness == "classic"
+    assert fp.PrivateKey.from_bytes(old_private, insecure=True) == sk
+    # version 2 of a classic key: the same fields plus an extension count of 0, the same fingerprint
+    assert pk.to_bytes() == old_public[:4] + b"\2" + old_public[5:] + b"\0"
+    assert sk.to_bytes() == old_private[:4] + b"\2" + old_private[5:] + b"\0"
+    # the fingerprint of a DJN key covers h and h_s, not n alone
+    assert djn_small[0].to_bytes()[8:40] != old_public[8:40]
 
 
-def _public_blob(pk, h: int) -> bytes:
-    return (_wire.header(_wire.KIND_PUBLIC_KEY, pk.fingerprint) + _wire.u32_bigint(pk.n)
-            + _wire.extension(_wire.EXT_DJN_BASE, h))
+def _public_blob(pk, h_s: int, h: int) -> bytes:
+    return (_wire.header(_wire.KIND_PUBLIC_KEY, _wire.key_fingerprint(pk.n, (h, h_s))) + _wire.u32_bigint(pk.n)
+            + _wire.extensions({_wire.EXT_DJN_BASE: h_s, _wire.EXT_DJN_H: h}))
 
 
-def _private_blob(sk, h: int) -> bytes:
-    return (_wire.header(_wire.KIND_PRIVATE_KEY, sk.public_key.fingerprint) + _wire.u32_bigint(sk.p)
-            + _wire.u32_bigint(sk.q) + _wire.extension(_wire.EXT_DJN_BASE, h))
+def _private_blob(sk, h_s: int, h: int) -> bytes:
+    return (_wire.header(_wire.KIND_PRIVATE_KEY, _wire.key_fingerprint(sk.public_key.n, (h, h_s)))
+            + _wire.u32_bigint(sk.p) + _wire.u32_bigint(sk.q)
+            + _wire.extensions({_wire.EXT_DJN_BASE: h_s, _wire.EXT_DJN_H: h}))
 
 
 def test_corrupted_djn_base_is_rejected(djn_small):
     pk, sk = djn_small
-    n, n2, p = pk.n, pk.nsquare, sk.p
-    for bad in (0, 1, n2 - 1, n2, n2 + 5, p, p * 12345, n, 2**600):
+    n, n2, p, h = pk.n, pk.nsquare, sk.p, pk.djn_h
+    assert fp.PublicKey.from_bytes(_public_blob(pk, pk.djn_base, h), insecure=True) == pk
+    for bad in (0, 1, n2 - 1, n2, n2 + 5, p, p * 12345, n, 2**600, 1 + n, 1 + 2**70 * n,
+                pk.djn_base * (1 + n) % n2, pk.djn_base ^ 1 << 40):
         with pytest.raises(fp.SerializationError):
-            fp.PublicKey.from_bytes(_public_blob(pk, bad), insecure=True)
+            fp.PublicKey.from_bytes(_public_blob(pk, bad, h), insecure=True)
         with pytest.raises(fp.SerializationError):
-            fp.PrivateKey.from_bytes(_private_blob(sk, bad), insecure=True)
-        with pytest.raises(fp.InvalidKeyError):
+            fp.PrivateKey.from_bytes(_private_blob(sk, bad, h), insecure=True)
+        with pytest.raises(fp.InvalidKeyError):  # h_s alone is never accepted by a public key
             fp.PublicKey(n, insecure=True, djn_base=bad)
-    # not an n-th residue: only the private key can tell
+        with pytest.raises(fp.InvalidKeyError):
+            fp.PublicKey(n, insecure=True, djn_h=h, djn_base=bad)
+        with pytest.raises(fp.InvalidKeyError):
+            fp.PrivateKey(sk.p, sk.q, insecure=True, djn_base=bad)
+    # h itself: a unit of Z_n, not +-1 modulo p or q
+    for bad_h in (0, 1, n - 1, n, n + 1, p, 2 * p, 1 + sk.q, sk.q - 1, 2**300):
+        h_s = pow(bad_h, n, n2) if bad_h else 1
+        with pytest.raises(fp.SerializationError):
+            fp.PublicKey.from_bytes(_public_blob(pk, h_s, bad_h), insecure=True)
+        with pytest.raises(fp.InvalidKeyError):
+            fp.PublicKey(n, insecure=True, djn_h=bad_h)
+    # not an n-th residue: no h gives it, and the private key cannot derive one
     not_residue = pk.djn_base * (1 + n) % n2
-    assert fp.PublicKey.from_bytes(_public_blob(pk, not_residue), insecure=True).djn_base == not_residue
-    with pytest.raises(fp.SerializationError, match="n-th residue"):
-        fp.PrivateKey.from_bytes(_private_blob(sk, not_residue), insecure=True)
     with pytest.raises(fp.InvalidKeyError, match="n-th residue"):
         fp.PrivateKey(sk.p, sk.q, insecure=True, djn_base=not_residue)
-    # a flipped bit in h_s inside a valid private-key blob
-    blob = bytearray(sk.to_bytes())
-    blob[-3] ^= 0x10
-    with pytest.raises(fp.SerializationError):
-        fp.PrivateKey.from_bytes(bytes(blob), insecure=True)
+    # a flipped bit in h_s or in h inside a valid blob
+    for blob in (pk.to_bytes(), sk.to_bytes()):
+        parse = fp.PublicKey.from_bytes if blob[5] == _wire.KIND_PUBLIC_KEY else fp.PrivateKey.from_bytes
+        h_at = len(blob) - len(_wire.u32_bigint(h))
+        for pos in (h_at - 3, h_at - 60, len(blob) - 1, len(blob) - 20):
+            corrupted = bytearray(blob)
+            corrupted[pos] ^= 0x10
+            with pytest.raises(fp.SerializationError):
+                parse(bytes(corrupted), insecure=True)
+    with pytest.raises(fp.InvalidArgumentError, match="djn_h"):
+        fp.PublicKey(n, insecure=True, djn_h="12")
     with pytest.raises(fp.InvalidArgumentError, match="djn_base"):
-        fp.PublicKey(n, insecure=True, djn_base="12")
+        fp.PublicKey(n, insecure=True, djn_h=h, djn_base="12")
 
 
 def test_bad_extensions_are_rejected(djn_small):
     pk, _ = djn_small
     blob = pk.to_bytes()
-    ext = _wire.extension(_wire.EXT_DJN_BASE, pk.djn_base)
-    with pytest.raises(fp.SerializationError, match="duplicate"):
-        fp.PublicKey.from_bytes(blob + ext, insecure=True)
-    for tag in (0, 2, 255):
-        with pytest.raises(fp.SerializationError, match="extension tag"):
-            fp.PublicKey.from_bytes(blob[:-len(ext)] + bytes([tag]) + ext[1:], insecure=True)
-    for cut in range(1, len(ext)):
+    ext_hs = _wire.extension(_wire.EXT_DJN_BASE, pk.djn_base)
+    ext_h = _wire.extension(_wire.EXT_DJN_H, pk.djn_h)
+    body = blob[: -len(ext_hs) - len(ext_h) - 1]
+    assert body + b"\2" + ext_hs + ext_h == blob
+    cases = {
+        "duplicate": body + b"\3" + ext_hs + ext_hs + ext_h,
+        "count": body + b"\3" + ext_hs + ext_h,
+        "count 255": body + b"\xff" + ext_hs + ext_h,
+        "out of order": body + b"\2" + ext_h + ext_hs,
+        "h only": body + b"\1" + ext_h,
+        "h_s only": body + b"\1" + ext_hs,
+        "count 1 of 2": body + b"\1" + ext_hs + ext_h,
+        "count 0 of 2": body + b"\0" + ext_hs + ext_h,
+        "oversized length": body + b"\1\x01" + struct.pack("<I", 2**31) + b"\x01",
+    }
+    for tag in (0, 3, 255):
+        cases[f"tag {tag}"] = body + b"\2" + bytes([tag]) + ext_hs[1:] + ext_h
+    for name, bad in cases.items():
+        with pytest.raises(fp.SerializationError):
+            fp.PublicKey.from_bytes(bad, insecure=True)
+    with pytest.raises(fp.SerializationError, match="extension tag"):
+        fp.PublicKey.from_bytes(cases["tag 3"], insecure=True)
+    with pytest.raises(fp.SerializationError, match="both h and h_s"):
+        fp.PublicKey.from_bytes(cases["h only"], insecure=True)
+    for cut in range(1, len(ext_hs) + len(ext_h) + 2):  # every cut, extension boundaries included
         with pytest.raises(fp.SerializationError):
             fp.PublicKey.from_bytes(blob[:-cut], insecure=True)
-    with pytest.raises(fp.SerializationError):  # oversized length field
-        fp.PublicKey.from_bytes(blob[:-len(ext)] + b"\x01" + struct.pack("<I", 2**31) + b"\x01", insecure=True)
 
 
 # ---- interop and the benchmark kernel -------------------------------------------------------------

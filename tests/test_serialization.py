@@ -30,8 +30,17 @@ def bigint(x: int) -> bytes:
     return struct.pack("<I", len(raw)) + raw
 
 
-def header(kind: int, fingerprint: bytes, *, magic=b"FPAI", version=1, flags=0) -> bytes:
+def djn_fingerprint_of(n: int, h: int, h_s: int) -> bytes:
+    return hashlib.sha256(b"fastpaillier/public-key/djn/v2\x00" + bigint(n) + bigint(h) + bigint(h_s)).digest()
+
+
+def header(kind: int, fingerprint: bytes, *, magic=b"FPAI", version=None, flags=0) -> bytes:
+    if version is None:  # keys are in format version 2, arrays in version 1
+        version = 1 if kind == KIND_ARRAY else 2
     return HEADER.pack(magic, version, kind, flags, fingerprint)
+
+
+NO_EXTENSIONS = b"\0"  # a version 2 key body ends with its extension count
 
 
 def parse_array(blob: bytes) -> dict:
@@ -110,9 +119,9 @@ ARRAY_KINDS = ["raw", "fixed", "packed"]
 def test_public_key_round_trip(small_keys, keys_2048):
     for pk, insecure in ((small_keys[0], True), (keys_2048[0], False)):
         blob = pk.to_bytes()
-        assert blob[:4] == b"FPAI" and blob[4] == 1 and blob[5] == KIND_PUBLIC and blob[6:8] == b"\0\0"
+        assert blob[:4] == b"FPAI" and blob[4] == 2 and blob[5] == KIND_PUBLIC and blob[6:8] == b"\0\0"
         assert blob[8:40] == pk.fingerprint == fingerprint_of(pk.n)
-        assert blob[40:] == bigint(pk.n)
+        assert blob[40:] == bigint(pk.n) + NO_EXTENSIONS
         loaded = fp.PublicKey.from_bytes(blob, insecure=insecure)
         assert loaded == pk and loaded.n == pk.n and loaded.fingerprint == pk.fingerprint
         assert loaded.to_bytes() == blob
@@ -124,7 +133,7 @@ def test_private_key_round_trip(small_keys, keys_2048):
     for sk, insecure in ((small_keys[1], True), (keys_2048[1], False)):
         blob = sk.to_bytes()
         assert blob[5] == KIND_PRIVATE and blob[8:40] == sk.public_key.fingerprint
-        assert blob[40:] == bigint(sk.p) + bigint(sk.q)
+        assert blob[40:] == bigint(sk.p) + bigint(sk.q) + NO_EXTENSIONS
         loaded = fp.PrivateKey.from_bytes(blob, insecure=insecure)
         assert loaded == sk and (loaded.p, loaded.q) == (sk.p, sk.q) and loaded.public_key == sk.public_key
         assert loaded.to_bytes() == blob
@@ -135,7 +144,7 @@ def test_private_key_round_trip(small_keys, keys_2048):
 
 def test_private_key_bytes_with_swapped_primes(small_keys):
     _, sk = small_keys
-    blob = header(KIND_PRIVATE, sk.public_key.fingerprint) + bigint(sk.q) + bigint(sk.p)
+    blob = header(KIND_PRIVATE, sk.public_key.fingerprint) + bigint(sk.q) + bigint(sk.p) + NO_EXTENSIONS
     loaded = fp.PrivateKey.from_bytes(blob, insecure=True)
     assert loaded == sk and loaded.p > loaded.q
 
@@ -289,7 +298,7 @@ def test_wrong_magic(blobs, kind):
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_wrong_version(blobs, kind):
     blob, parse = blobs[kind]
-    for version in (0, 2, 255):
+    for version in ((0, 3, 255) if kind in ("public", "private") else (0, 2, 255)):
         with pytest.raises(fp.SerializationError, match="version"):
             parse(blob[:4] + bytes([version]) + blob[5:])
 
@@ -375,11 +384,11 @@ def test_corrupted_public_modulus(small_keys):
     pk, _ = small_keys
     for n in (pk.n + 2, pk.n - 2):  # still odd: fingerprint no longer matches
         with pytest.raises(fp.SerializationError):
-            fp.PublicKey.from_bytes(header(KIND_PUBLIC, pk.fingerprint) + bigint(n), insecure=True)
+            fp.PublicKey.from_bytes(header(KIND_PUBLIC, pk.fingerprint) + bigint(n) + NO_EXTENSIONS, insecure=True)
     for n in (pk.n + 1, 0, 1, 9):  # even or too small, with a matching fingerprint
         with pytest.raises(fp.SerializationError):
-            fp.PublicKey.from_bytes(header(KIND_PUBLIC, fingerprint_of(n) if n else b"\0" * 32) + bigint(n),
-                                    insecure=True)
+            fp.PublicKey.from_bytes(header(KIND_PUBLIC, fingerprint_of(n) if n else b"\0" * 32) + bigint(n)
+                                    + NO_EXTENSIONS, insecure=True)
     # an oversized length field
     with pytest.raises(fp.SerializationError):
         fp.PublicKey.from_bytes(header(KIND_PUBLIC, pk.fingerprint) + struct.pack("<I", 2**32 - 1) + b"\1" * 64,
@@ -391,7 +400,7 @@ def test_private_key_with_invalid_primes(small_keys):
     p, q = sk.p, sk.q
     for bad_p, bad_q in ((p * 3, q), (p, q + 2), (p, p), (3, 7), (1, q), (0, 0)):
         blob = header(KIND_PRIVATE, fingerprint_of(bad_p * bad_q) if bad_p * bad_q else b"\0" * 32)
-        blob += bigint(bad_p) + bigint(bad_q)
+        blob += bigint(bad_p) + bigint(bad_q) + NO_EXTENSIONS
         with pytest.raises(fp.SerializationError):
             fp.PrivateKey.from_bytes(blob, insecure=True)
 
@@ -401,7 +410,7 @@ def test_private_key_with_composite_prime_2048(keys_2048):
     p = sk.p + 2
     while p % 3 != 0:  # certainly composite
         p += 2
-    blob = header(KIND_PRIVATE, fingerprint_of(p * sk.q)) + bigint(p) + bigint(sk.q)
+    blob = header(KIND_PRIVATE, fingerprint_of(p * sk.q)) + bigint(p) + bigint(sk.q) + NO_EXTENSIONS
     with pytest.raises(fp.SerializationError, match="prime"):
         fp.PrivateKey.from_bytes(blob)
 

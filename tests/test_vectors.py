@@ -153,3 +153,70 @@ def test_tiny_key_every_plaintext_small_batch(tiny_keys):
     assert ciphertext_ints(encrypt_with_r(pk, np.array(ms), rs)) == expected
     assert ciphertext_ints(encrypt_with_r(sk, np.array(ms), rs)) == expected
     assert sk.decrypt(array_from_ints(pk, expected)).tolist() == ms
+
+
+# ---- serialized key formats (versions 1 and 2) and DJN arrays (issue 10, items 2 and 5) ----------
+
+FORMATS = KAT["key_formats"]["fixed-2048"]
+
+
+def _djn_keypair() -> tuple[fp.PublicKey, fp.PrivateKey]:
+    key = KEYS["fixed-2048"]
+    sk = fp.PrivateKey(_h(key["p"]), _h(key["q"]), djn_h=_h(FORMATS["djn_h"]))
+    return sk.public_key, sk
+
+
+def test_djn_key_values_match_vector():
+    pk, _ = _djn_keypair()
+    x = _h(FORMATS["djn_x"])
+    assert pk.djn_h == (-x * x) % pk.n == _h(FORMATS["djn_h"])
+    assert pk.djn_base == _h(FORMATS["djn_h_s"])
+    assert pk.fingerprint.hex() == FORMATS["fingerprint_djn"]
+    assert pk.without_djn().fingerprint.hex() == FORMATS["fingerprint_classic"] == _keypair("fixed-2048")[0].fingerprint.hex()
+
+
+def test_version_2_bytes_match_vectors():
+    pk, sk = _keypair("fixed-2048")
+    dpk, dsk = _djn_keypair()
+    for key, name in ((pk, "public_v2_classic"), (sk, "private_v2_classic"), (dpk, "public_v2_djn"),
+                      (dsk, "private_v2_djn")):
+        assert key.to_bytes().hex() == FORMATS[name], name
+        parse = fp.PublicKey.from_bytes if isinstance(key, fp.PublicKey) else fp.PrivateKey.from_bytes
+        assert parse(bytes.fromhex(FORMATS[name])) == key
+
+
+def test_version_1_vectors_load():
+    pk, sk = _keypair("fixed-2048")
+    dpk, dsk = _djn_keypair()
+    assert fp.PublicKey.from_bytes(bytes.fromhex(FORMATS["public_v1_classic"])) == pk
+    assert fp.PrivateKey.from_bytes(bytes.fromhex(FORMATS["private_v1_classic"])) == sk
+    # a version 1 DJN private key: h is derived from h_s with the factors; the key gets the v2 fingerprint
+    legacy = fp.PrivateKey.from_bytes(bytes.fromhex(FORMATS["private_v1_djn"]))
+    assert legacy == dsk and legacy.public_key.djn_h == dpk.djn_h
+    assert legacy.to_bytes().hex() == FORMATS["private_v2_djn"]
+    # a version 1 DJN public key cannot be checked: refused, or loaded as the classic key on request
+    blob = bytes.fromhex(FORMATS["public_v1_djn"])
+    with pytest.raises(fp.SerializationError, match="drop_legacy_djn"):
+        fp.PublicKey.from_bytes(blob)
+    assert fp.PublicKey.from_bytes(blob, drop_legacy_djn=True) == pk
+
+
+def test_djn_array_vectors():
+    from fastpaillier.testing import encrypt_with_a
+
+    dpk, dsk = _djn_keypair()
+    ms = [_h(v) for v in FORMATS["array_m"]]
+    cs = [_h(v) for v in FORMATS["array_c"]]
+    arr = fp.EncryptedArray.from_bytes(bytes.fromhex(FORMATS["array_djn"]), dpk)
+    assert ciphertext_ints(arr) == cs and dsk.decrypt(arr).tolist() == ms
+    made = encrypt_with_a(dpk, np.array(ms, dtype=np.int64), [_h(v) for v in FORMATS["array_a"]])
+    assert made.to_bytes().hex() == FORMATS["array_djn"]
+    # arrays written under a version-1-era DJN key carry the fingerprint of n alone: they belong to
+    # the classic key of that n, and the DJN private key (same n) decrypts them
+    legacy = bytes.fromhex(FORMATS["array_djn_legacy"])
+    with pytest.raises(fp.KeyMismatchError):
+        fp.EncryptedArray.from_bytes(legacy, dpk)
+    with pytest.raises(fp.KeyMismatchError):
+        fp.EncryptedArray.from_bytes(bytes.fromhex(FORMATS["array_djn"]), dpk.without_djn())
+    old = fp.EncryptedArray.from_bytes(legacy, dpk.without_djn())
+    assert dsk.decrypt(old).tolist() == ms and ciphertext_ints(old) == cs

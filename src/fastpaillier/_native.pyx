@@ -351,8 +351,8 @@ def djn_exponent_bits(size_t n_bits):
 
 
 def djn_generate_base(PublicCtx ctx not None):
-    """A fresh h_s = (-x^2 mod n)^n mod n^2 as an nsq_limbs row."""
-    out = np.zeros(ctx.ptr.nsq_limbs, dtype=np.uint64)
+    """A fresh DJN value h = -x^2 mod n (x uniform in Z_n^*, discarded) as an n_limbs row."""
+    out = np.zeros(ctx.ptr.n_limbs, dtype=np.uint64)
     cdef uint64_t[::1] o = out
     cdef bint ok
     with nogil:

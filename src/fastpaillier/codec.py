@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -43,7 +44,8 @@ def quantize(values: np.ndarray, frac_bits: int, max_int: int, argname: str) -> 
     if bad.any():
         i = int(np.argmax(bad))
         raise EncodingOverflowError(f"{argname}[{i}] = {values[i]} is not finite; it cannot be encoded")
-    scaled = np.rint(np.ldexp(values, frac_bits))
+    with np.errstate(over="ignore"):  # values too large for a float64 after scaling are caught below (inf)
+        scaled = np.rint(np.ldexp(values, frac_bits))
     limit = float(max_int)
     over = np.abs(scaled) > limit
     if not over.any():
@@ -53,7 +55,7 @@ def quantize(values: np.ndarray, frac_bits: int, max_int: int, argname: str) -> 
         i = int(np.argmax(over))
         raise EncodingOverflowError(
             f"{argname}[{i}] = {values[i]!r} is outside the representable range "
-            f"+-{max_int / 2.0**frac_bits!r} (value_bits/frac_bits of the codec); "
+            f"+-{math.ldexp(max_int, -frac_bits)!r} (value_bits/frac_bits of the codec); "
             "scale or clip the values, or choose a codec with more integer bits")
     return q
 

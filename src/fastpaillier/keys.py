@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import os
+import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _limbs, _native, _plaintext, _wire
+from . import _keyfile, _limbs, _native, _plaintext, _wire
 from .obfuscator_pool import ObfuscatorPool
-from .errors import (InsecureKeyError, InvalidArgumentError, InvalidCiphertextError, InvalidKeyError,
-                     KeyMismatchError,
+from .errors import (InsecureKeyError, InvalidArgumentError, InvalidKeyError, KeyMismatchError,
                      PlaintextRangeError, SerializationError)
 from .threads import resolve_threads
 
@@ -50,24 +50,65 @@ def _check_randomness_name(randomness: object) -> str:
     return str(randomness)
 
 
-def _check_djn_base(n: int, djn_base: object) -> int:
-    """h_s as an int after the checks possible without the factors: a unit of Z_{n^2} other than +-1."""
-    h = _require_int(djn_base, "djn_base")
-    nsq = n * n
-    if not 1 < h < nsq - 1 or math.gcd(h, n) != 1:
+_LEGACY_DJN_PUBLIC = (
+    "public key: this DJN key is in format version 1, which carries h_s without h; such an h_s "
+    "cannot be checked, and a forged one (for instance 1 + 2^k n) makes every DJN encryption show "
+    "plaintext bits in clear. Re-export the public key from its private key "
+    "(PrivateKey.load(path).public_key.save(path) writes version 2 with h), or pass "
+    "drop_legacy_djn=True to load it as the classic key of the same n (r^n randomness; arrays "
+    "saved under the old key load under it)")
+
+
+def _djn_values(ctx: _native.PublicCtx, n: int, djn_h: object, djn_base: object) -> tuple[int, int] | None:
+    """(h, h_s) after checking h and computing h_s = h^n mod n^2, or None for a classic key.
+
+    h must be a unit of Z_n that is not +-1 modulo either prime factor (gcd(h -+ 1, n) = 1,
+    checkable without the factors); h_s given as well must equal h^n mod n^2.
+    """
+    if djn_h is None:
+        if djn_base is not None:
+            raise InvalidKeyError(
+                "djn_base (h_s) was given without djn_h: h_s alone cannot be checked, and a forged h_s "
+                "(such as 1 + 2^k n) makes every DJN encryption show plaintext bits. Pass djn_h=h "
+                "(h_s = h^n mod n^2), or build the key from its factors with PrivateKey(p, q, "
+                "djn_base=h_s), which derives h")
+        return None
+    h = _require_int(djn_h, "djn_h")
+    if not 1 < h < n or math.gcd(h, n) != 1 or math.gcd(h - 1, n) != 1 or math.gcd(h + 1, n) != 1:
         raise InvalidKeyError(
-            "djn_base must be a unit of Z_{n^2} other than 1 and n^2 - 1 (corrupted or made for another "
-            "key); create a fresh one with PrivateKey.with_djn()")
-    return h
+            "djn_h must be a unit of Z_n other than +-1 modulo each prime factor of n (corrupted or made "
+            "for another key); create a fresh one with PrivateKey.with_djn()")
+    limbs = _limbs.limb_count(n)
+    zero = np.zeros((1, limbs), dtype=np.uint64)
+    h_s = _limbs.limbs_to_int(_native.encrypt_with_r(ctx, zero, _limbs.int_to_limbs(h, limbs)[None, :], 1)[0])
+    if djn_base is not None and _require_int(djn_base, "djn_base") != h_s:
+        raise InvalidKeyError(
+            "djn_base is not djn_h^n mod n^2 (corrupted, or h and h_s of different keys); "
+            "create a fresh pair with PrivateKey.with_djn()")
+    return h, h_s
+
+
+def _read_extensions(reader: _wire.Reader, version: int) -> tuple[int | None, int | None]:
+    """(h, h_s) from a key body's extensions: version 2 counted, version 1 up to the end (h_s only)."""
+    if version == 1:
+        found = reader.legacy_extensions(MAX_KEY_BITS // 4)
+    else:
+        found = reader.extensions(MAX_KEY_BITS // 4)
+        if (_wire.EXT_DJN_H in found) != (_wire.EXT_DJN_BASE in found):
+            raise SerializationError(
+                f"{reader.what}: a DJN key carries both h and h_s, found only "
+                f"{_wire.EXTENSION_NAMES[next(iter(found))]}")
+    return found.get(_wire.EXT_DJN_H), found.get(_wire.EXT_DJN_BASE)
 
 
 class PublicKey:
     """A Paillier public key (n, g = n + 1), optionally with a DJN base h_s, and its native context."""
 
     __slots__ = ("_n", "_nsquare", "_n_limbs", "_nsq_limbs", "_n_row", "_ctx", "_fingerprint", "_pool",
-                 "_djn_base", "_djn_row", "_djn_ctx", "_djn_pool", "_lock", "_mont_ok")
+                 "_djn_h", "_djn_base", "_djn_row", "_djn_ctx", "_djn_pool", "_lock", "_mont_ok")
 
-    def __init__(self, n: int, *, insecure: bool = False, djn_base: int | None = None) -> None:
+    def __init__(self, n: int, *, insecure: bool = False, djn_h: int | None = None,
+                 djn_base: int | None = None) -> None:
         n = _require_int(n, "n")
         if n < 15 or n % 2 == 0:
             raise InvalidKeyError(f"n must be an odd composite >= 15, got {n}")
@@ -79,10 +120,11 @@ class PublicKey:
         self._n_row = _limbs.int_to_limbs(n, self._n_limbs)
         self._ctx = _native.PublicCtx(self._n_row)
         self._mont_ok = bool(self._ctx.mont_supported)
-        self._fingerprint = _wire.key_fingerprint(n)
+        djn = _djn_values(self._ctx, n, djn_h, djn_base)
+        self._djn_h, self._djn_base = (None, None) if djn is None else djn
+        self._fingerprint = _wire.key_fingerprint(n, djn)
         self._pool = ObfuscatorPool(self)
-        self._djn_base = None if djn_base is None else _check_djn_base(n, djn_base)
-        self._djn_row = None if djn_base is None else _limbs.int_to_limbs(self._djn_base, self._nsq_limbs)
+        self._djn_row = None if djn is None else _limbs.int_to_limbs(self._djn_base, self._nsq_limbs)
         self._djn_ctx: _native.DjnCtx | None = None
         self._djn_pool = ObfuscatorPool(self, DJN)
         self._lock = threading.Lock()
@@ -119,13 +161,28 @@ class PublicKey:
 
     @property
     def fingerprint(self) -> bytes:
-        """SHA-256 fingerprint of n; identifies the key in serialized data (h_s is not part of it)."""
+        """SHA-256 fingerprint identifying the key in serialized data: of n, and of h and h_s for DJN keys."""
         return self._fingerprint
 
     @property
     def djn_base(self) -> int | None:
-        """The DJN value h_s = (-x^2)^n mod n^2 for fixed-base randomness, or None."""
+        """The DJN value h_s = h^n mod n^2 for fixed-base randomness, or None."""
         return self._djn_base
+
+    @property
+    def djn_h(self) -> int | None:
+        """The DJN value h = -x^2 mod n that h_s is computed from (and checked against), or None."""
+        return self._djn_h
+
+    def without_djn(self) -> "PublicKey":
+        """The classic key of the same n (no h_s): its fingerprint is the one of n alone."""
+        return PublicKey(self._n, insecure=self.bits < MIN_SECURE_BITS)
+
+    def _djn_fields(self) -> dict[int, int]:
+        """The key-body extensions: h_s and h for a DJN key, none for a classic key."""
+        if self._djn_base is None:
+            return {}
+        return {_wire.EXT_DJN_BASE: self._djn_base, _wire.EXT_DJN_H: self._djn_h}
 
     @property
     def randomness(self) -> str:
@@ -133,7 +190,7 @@ class PublicKey:
         return CLASSIC if self._djn_base is None else DJN
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PublicKey) and other._n == self._n
+        return isinstance(other, PublicKey) and (other._n, other._djn_base) == (self._n, self._djn_base)
 
     def __hash__(self) -> int:
         return hash(self._fingerprint)
@@ -214,42 +271,46 @@ class PublicKey:
         return _start_fill(self._pool_for(kind), count, None, threads, background)
 
     def to_bytes(self) -> bytes:
-        """Versioned binary encoding (magic, version, kind, fingerprint, n[, h_s extension])."""
+        """Versioned binary encoding (header, n, extension count[, h_s, h])."""
         return (_wire.header(_wire.KIND_PUBLIC_KEY, self._fingerprint) + _wire.u32_bigint(self._n)
-                + _djn_extension(self._djn_base))
+                + _wire.extensions(self._djn_fields()))
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, insecure: bool = False) -> "PublicKey":
-        """Parses and validates bytes from to_bytes()."""
+    def from_bytes(cls, data: bytes, *, insecure: bool = False, drop_legacy_djn: bool = False) -> "PublicKey":
+        """Parses and validates bytes from to_bytes() (versions 1 and 2).
+
+        A version 1 DJN key (h_s without h) is refused unless drop_legacy_djn=True, which loads
+        the classic key of the same n instead.
+        """
         reader = _wire.Reader(data, "public key")
-        fingerprint = reader.header(_wire.KIND_PUBLIC_KEY)
+        fingerprint, version = reader.header(_wire.KIND_PUBLIC_KEY)
         n = reader.bigint(MAX_KEY_BITS // 8)
-        djn_base = reader.extensions(MAX_KEY_BITS // 4).get(_wire.EXT_DJN_BASE)
+        djn_h, djn_base = _read_extensions(reader, version)
         reader.finish()
+        if version == 1 and djn_base is not None:
+            if not drop_legacy_djn:
+                raise SerializationError(_LEGACY_DJN_PUBLIC)
+            djn_base = None  # the version 1 fingerprint covers n only: the classic key's
         try:
-            key = cls(n, insecure=insecure, djn_base=djn_base)
+            key = cls(n, insecure=insecure, djn_h=djn_h, djn_base=djn_base)
         except InsecureKeyError:
             raise
         except InvalidKeyError as exc:
             raise SerializationError(f"public key: {exc}") from exc
         if key.fingerprint != fingerprint:
-            raise SerializationError("public key: stored fingerprint does not match n (corrupted data)")
+            raise SerializationError("public key: stored fingerprint does not match the key (corrupted data)")
         return key
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes to_bytes() to path."""
-        with open(path, "wb") as f:
-            f.write(self.to_bytes())
+        """Writes to_bytes() to a new file (mode 0644 less the umask) renamed over path, fsynced."""
+        _keyfile.write_key_file(path, self.to_bytes(), _keyfile.PUBLIC_KEY_MODE, exact_mode=False)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, *, insecure: bool = False) -> "PublicKey":
-        """Reads a key written by save()."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), insecure=insecure)
-
-
-def _djn_extension(djn_base: int | None) -> bytes:
-    return b"" if djn_base is None else _wire.extension(_wire.EXT_DJN_BASE, djn_base)
+    def load(cls, path: str | os.PathLike, *, insecure: bool = False,
+             drop_legacy_djn: bool = False) -> "PublicKey":
+        """Reads a key written by save() (see from_bytes)."""
+        return cls.from_bytes(_keyfile.read_key_file(path, "public key"), insecure=insecure,
+                              drop_legacy_djn=drop_legacy_djn)
 
 
 def _fresh_obfuscated(public_key: PublicKey, private_key: "PrivateKey | None", rows: np.ndarray,
@@ -320,7 +381,8 @@ class PrivateKey:
 
     __slots__ = ("_p", "_q", "_public_key", "_ctx", "_djn_crt_ctx")
 
-    def __init__(self, p: int, q: int, *, insecure: bool = False, djn_base: int | None = None) -> None:
+    def __init__(self, p: int, q: int, *, insecure: bool = False, djn_h: int | None = None,
+                 djn_base: int | None = None) -> None:
         p = _require_int(p, "p")
         q = _require_int(q, "q")
         if p == q:
@@ -343,26 +405,22 @@ class PrivateKey:
         if math.gcd(n, (p - 1) * (q - 1)) != 1:
             raise InvalidKeyError("gcd(p*q, (p-1)*(q-1)) must be 1 for g = n + 1 Paillier")
         self._p, self._q = p, q
-        self._public_key = PublicKey(n, insecure=insecure, djn_base=djn_base)
+        derived = djn_base is not None and djn_h is None
+        if derived:
+            djn_h = _derive_djn_h(p, q, djn_base)
+        try:
+            self._public_key = PublicKey(n, insecure=insecure, djn_h=djn_h, djn_base=djn_base)
+        except InvalidKeyError as exc:
+            if not derived:
+                raise
+            raise InvalidKeyError(
+                "djn_base is not a nontrivial n-th residue mod n^2 for these primes (corrupted or made "
+                "for another key); create a fresh one with with_djn()") from exc
         pk = self._public_key
         self._ctx = _native.PrivateCtx(
             _limbs.int_to_limbs(p, half_limbs), _limbs.int_to_limbs(q, half_limbs),
             pk._n_row, pk.n_limbs, pk.nsq_limbs)
         self._djn_crt_ctx: _native.DjnCrtCtx | None = None
-        if pk._djn_row is not None:
-            self._check_djn_base(pk._djn_row)
-
-    def _check_djn_base(self, row: np.ndarray) -> None:
-        """With the factors h_s can be checked: an n-th residue (an encryption of 0), not 1 mod p^2 or q^2."""
-        h = self._public_key._djn_base
-        try:
-            residue = not _native.decrypt(self._ctx, row.reshape(1, -1), 1).any()
-        except InvalidCiphertextError:
-            residue = False
-        if (not residue or h % (self._p * self._p) == 1 or h % (self._q * self._q) == 1):
-            raise InvalidKeyError(
-                "djn_base is not a nontrivial n-th residue mod n^2 for these primes (corrupted or made "
-                "for another key); create a fresh one with with_djn()")
 
     def _djn_crt(self) -> _native.DjnCrtCtx:
         """The native CRT tables of h_s mod p^2 and q^2 (built on first use)."""
@@ -381,10 +439,10 @@ class PrivateKey:
         pk = self._public_key
         while True:
             h = _limbs.limbs_to_int(_native.djn_generate_base(pk._ctx))
-            # 1 mod p^2 or q^2 needs x^2 = -1 mod p or q with h^n = 1: negligible, but cheap to exclude.
-            if h % (self._p * self._p) != 1 and h % (self._q * self._q) != 1:
+            # h = +-1 mod p or q needs x^2 = -+1 mod p or q: negligible, but cheap to exclude.
+            if math.gcd(h - 1, pk.n) == 1 and math.gcd(h + 1, pk.n) == 1:
                 break
-        return PrivateKey(self._p, self._q, insecure=pk.bits < MIN_SECURE_BITS, djn_base=h)
+        return PrivateKey(self._p, self._q, insecure=pk.bits < MIN_SECURE_BITS, djn_h=h)
 
     @property
     def public_key(self) -> PublicKey:
@@ -405,7 +463,8 @@ class PrivateKey:
         return f"<PrivateKey for {self._public_key!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, PrivateKey) and (other._p, other._q) == (self._p, self._q)
+        return (isinstance(other, PrivateKey) and (other._p, other._q) == (self._p, self._q)
+                and other._public_key == self._public_key)
 
     def __hash__(self) -> int:
         return hash(self._public_key)
@@ -453,53 +512,70 @@ class PrivateKey:
 
         if not isinstance(array, EncryptedArray):
             raise InvalidArgumentError(f"array must be an EncryptedArray, got {type(array).__name__}")
-        if array.public_key != self._public_key:
-            raise KeyMismatchError("array was encrypted under a different public key than this private key's")
+        # Decryption needs n only: arrays of the classic and the DJN key of one n both decrypt.
+        if array.public_key.n != self._public_key.n:
+            raise KeyMismatchError(
+                "array was encrypted under a public key with another modulus n than this private key's")
 
     def to_bytes(self) -> bytes:
-        """Versioned binary encoding (header, p, q[, h_s extension]). Keep it secret."""
+        """Versioned binary encoding (header, p, q, extension count[, h_s, h]). Keep it secret."""
         return (_wire.header(_wire.KIND_PRIVATE_KEY, self._public_key.fingerprint)
                 + _wire.u32_bigint(self._p) + _wire.u32_bigint(self._q)
-                + _djn_extension(self._public_key.djn_base))
+                + _wire.extensions(self._public_key._djn_fields()))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, insecure: bool = False) -> "PrivateKey":
-        """Parses and validates bytes from to_bytes() (primality, fingerprint, sizes)."""
+        """Parses and validates bytes from to_bytes() (primality, fingerprint, sizes, h and h_s).
+
+        A version 1 DJN key (h_s without h) loads: with the factors, h is derived from h_s and
+        checked, and the key gets the version 2 fingerprint (which covers h and h_s).
+        """
         reader = _wire.Reader(data, "private key")
-        fingerprint = reader.header(_wire.KIND_PRIVATE_KEY)
+        fingerprint, version = reader.header(_wire.KIND_PRIVATE_KEY)
         p = reader.bigint(MAX_KEY_BITS // 8)
         q = reader.bigint(MAX_KEY_BITS // 8)
-        djn_base = reader.extensions(MAX_KEY_BITS // 4).get(_wire.EXT_DJN_BASE)
+        djn_h, djn_base = _read_extensions(reader, version)
         reader.finish()
         if (p * q).bit_length() > MAX_KEY_BITS:
             raise SerializationError(f"private key: modulus exceeds {MAX_KEY_BITS} bits")
         try:
-            key = cls(p, q, insecure=insecure, djn_base=djn_base)
+            key = cls(p, q, insecure=insecure, djn_h=djn_h, djn_base=djn_base)
         except InsecureKeyError:
             raise
         except InvalidKeyError as exc:
             raise SerializationError(f"private key: {exc}") from exc
-        if key.public_key.fingerprint != fingerprint:
-            raise SerializationError("private key: stored fingerprint does not match p*q (corrupted data)")
+        pk = key.public_key
+        expected = pk.fingerprint if version >= 2 else _wire.key_fingerprint(pk.n)
+        if expected != fingerprint:
+            raise SerializationError("private key: stored fingerprint does not match the key (corrupted data)")
         return key
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes to_bytes() to a new or truncated file readable only by its owner (mode 0600)."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                fd = -1
-                f.write(self.to_bytes())
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        """Writes to_bytes() to a new file readable only by its owner (mode 0600), renamed over path, fsynced."""
+        _keyfile.write_key_file(path, self.to_bytes(), _keyfile.PRIVATE_KEY_MODE, exact_mode=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, insecure: bool = False) -> "PrivateKey":
         """Reads a key written by save()."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read(), insecure=insecure)
+        return cls.from_bytes(_keyfile.read_key_file(path, "private key"), insecure=insecure)
+
+
+def _derive_djn_h(p: int, q: int, djn_base: object) -> int:
+    """h with h^n = h_s mod n^2, from the factors: (h_s mod n)^(n^-1 mod lambda) mod n.
+
+    x -> x^n mod n^2 depends on x mod n only and is a bijection from Z*_n onto the n-th
+    residues, so h is unique; PublicKey then checks h^n = h_s.  For loading version 1 keys
+    (h_s only).  The exponent is blinded by a random multiple of lambda.
+    """
+    h_s = _require_int(djn_base, "djn_base")
+    n = p * q
+    if not 0 < h_s < n * n or math.gcd(h_s, n) != 1:
+        raise InvalidKeyError(
+            "djn_base must be a unit of Z_{n^2} (corrupted or made for another key); create a fresh one "
+            "with PrivateKey.with_djn()")
+    lam = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    exponent = pow(n, -1, lam) + lam * (secrets.randbits(128) | 1)
+    return pow(h_s % n, exponent, n)
 
 
 def generate_keypair(bits: int = 2048, *, insecure: bool = False,
