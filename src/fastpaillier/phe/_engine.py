@@ -59,11 +59,49 @@ def lanes_shared() -> bool:
     return fp.kernel_tier() == "ifma"
 
 
-def mulmod(a: int, b: int, m: int, m_mpz: object) -> int:
-    """a * b mod m (gmpy2 when installed)."""
-    if m_mpz is not None:
-        return int(gmpy2.mpz(a) * b % m_mpz)
-    return a * b % m
+class ModN2:
+    """Lone products and powers mod n^2: gmpy2 when installed, else one native call each.
+
+    (Python's own ints take about 35 us for one 4096-bit product mod n^2, gmpy2 6 us, a native
+    call with its conversions about 9 us; a native power also beats Python's pow.)
+    """
+
+    def __init__(self, n: int) -> None:
+        self.modulus = n * n
+        self.mpz = None if gmpy2 is None else gmpy2.mpz(self.modulus)
+        self._ctx = None
+        if self.mpz is None:
+            self._ctx = fp._native.PublicCtx(rows_from_ints([n], max(1, (n.bit_length() + 63) // 64))[0])
+            self._limbs = self._ctx.nsq_limbs
+
+    def mul(self, a: int, b: int) -> int:
+        """a * b mod n^2."""
+        if self.mpz is not None:
+            return int(gmpy2.mpz(a) * b % self.mpz)
+        m = self.modulus
+        rows = rows_from_ints([a % m, b % m], self._limbs)
+        return ints_from_rows(fp._native.mul_ciphertexts(self._ctx, rows[:1], rows[1:], 1))[0]
+
+    def pow(self, a: int, k: int) -> int:
+        """a ** k mod n^2 for k >= 0."""
+        if self.mpz is not None:
+            return int(gmpy2.powmod(a, k, self.mpz))
+        row = rows_from_ints([a % self.modulus], self._limbs)
+        exps = rows_from_ints([k], max(1, (k.bit_length() + 63) // 64))
+        out, _ = fp._native.pow_ciphertexts(self._ctx, row, exps, np.zeros(1, dtype=np.uint8), 1)
+        return ints_from_rows(out)[0]
+
+    def inverse(self, a: int) -> int:
+        """a^-1 mod n^2; ZeroDivisionError when a is not a unit."""
+        if self.mpz is not None:
+            try:
+                return int(gmpy2.invert(a, self.mpz))
+            except ZeroDivisionError:
+                raise ZeroDivisionError("invert() no inverse exists") from None
+        try:
+            return pow(a, -1, self.modulus)
+        except ValueError:
+            raise ZeroDivisionError("invert() no inverse exists") from None
 
 
 _ENGINES: "weakref.WeakSet[_Reserve]" = weakref.WeakSet()
@@ -113,7 +151,8 @@ class PublicEngine:
         self.key = key
         self.n = key.n
         self.nsquare = key.nsquare
-        self.nsq_mpz = None if gmpy2 is None else gmpy2.mpz(self.nsquare)
+        self.arith = ModN2(self.n)
+        self.nsq_mpz = self.arith.mpz
         self.n_mpz = None if gmpy2 is None else gmpy2.mpz(self.n)
         self.reserve = _Reserve()
 
@@ -164,7 +203,7 @@ class PublicEngine:
             return self.encrypt_batch([m], threads=1)[0]
         if not self.djn and self.nsq_mpz is None:
             return self.encrypt_batch([m], threads=1)[0]
-        return mulmod(self.obfuscator(), self.n * m + 1, self.nsquare, self.nsq_mpz)
+        return self.arith.mul(self.obfuscator(), self.n * m + 1)
 
 
 class PrivateEngine:
@@ -228,4 +267,4 @@ class PrivateEngine:
         if self.key.public_key.obfuscators_available or not lanes_shared():
             return self.encrypt_batch([m], threads=1)[0]
         pub = self.public
-        return mulmod(self.reserve.take(self._zeros), pub.n * m + 1, pub.nsquare, pub.nsq_mpz)
+        return pub.arith.mul(self.reserve.take(self._zeros), pub.n * m + 1)

@@ -486,8 +486,7 @@ class EncryptedNumber:
             r_pow_n = util.powmod(pk.get_random_lt_n(), pk.n, pk.nsquare)
             self.__ciphertext = util.mulmod(self.__ciphertext, r_pow_n, pk.nsquare)
         else:
-            self.__ciphertext = _engine.mulmod(self.__ciphertext, engine.obfuscator(), pk.nsquare,
-                                               engine.nsq_mpz)
+            self.__ciphertext = engine.arith.mul(self.__ciphertext, engine.obfuscator())
         self.__is_obfuscated = True
 
     def _add_scalar(self, scalar: Any) -> "EncryptedNumber":
@@ -519,9 +518,10 @@ class EncryptedNumber:
 
     def _raw_add(self, e_a: int, e_b: int) -> int:
         """E(a + b) = E(a) E(b) mod n^2, as an int."""
-        pk = self.public_key
-        engine = pk._engine
-        return _engine.mulmod(e_a, e_b, pk.nsquare, None if engine is None else engine.nsq_mpz)
+        engine = self.public_key._engine
+        if engine is None:
+            return util.mulmod(e_a, e_b, self.public_key.nsquare)
+        return engine.arith.mul(e_a, e_b)
 
     def _raw_mul(self, plaintext: int) -> int:
         """E(a * plaintext) = E(a)^plaintext mod n^2, as an int, for 0 <= plaintext < n."""
@@ -530,10 +530,16 @@ class EncryptedNumber:
         pk = self.public_key
         if plaintext < 0 or plaintext >= pk.n:
             raise ValueError("Scalar out of bounds: %i" % plaintext)
-        if pk.n - pk.max_int <= plaintext:  # a negative scalar: invert, then a short exponent
-            neg_c = util.invert(self.ciphertext(False), pk.nsquare)
-            return util.powmod(neg_c, pk.n - plaintext, pk.nsquare)
-        return util.powmod(self.ciphertext(False), plaintext, pk.nsquare)
+        engine = pk._engine
+        if engine is None:
+            if pk.n - pk.max_int <= plaintext:  # a negative scalar: invert, then a short exponent
+                neg_c = util.invert(self.ciphertext(False), pk.nsquare)
+                return util.powmod(neg_c, pk.n - plaintext, pk.nsquare)
+            return util.powmod(self.ciphertext(False), plaintext, pk.nsquare)
+        arith = engine.arith
+        if pk.n - pk.max_int <= plaintext:
+            return arith.pow(arith.inverse(self.ciphertext(False)), pk.n - plaintext)
+        return arith.pow(self.ciphertext(False), plaintext)
 
 
 # ---- batches and EncryptedArray ------------------------------------------------------------------
