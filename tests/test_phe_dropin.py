@@ -424,3 +424,12 @@ def test_benchmark_script_runs():
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert out.returncode == 0, out.stderr
     assert "| decrypt |" in out.stdout and "| decrypt_many |" in out.stdout and "kernel tier" in out.stdout
+
+
+def test_readme_example_runs(capsys):
+    import re
+
+    section = (ROOT / "README.md").read_text().split("## Coming from python-paillier", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.split("\n")[:3] == ["1.5", "[0.5, 1.5, -2.0]", "[1.5, 4.5, -6.0]"]
