@@ -253,6 +253,9 @@ def test_generated_key_sizes():
         assert pub.n.bit_length() == bits and priv.p * priv.q == pub.n and priv.p < priv.q
         if bits >= 64:
             assert priv.decrypt(pub.encrypt(-3)) == -3
+    for bad in (257, 2, 0, "2048"):
+        with pytest.raises(ValueError):
+            paillier.generate_paillier_keypair(n_length=bad)
 
 
 def test_precomputed_obfuscators_are_drained(small):

@@ -60,6 +60,9 @@ def generate_paillier_keypair(private_keyring: "PaillierPrivateKeyring | None" =
     base h_s: the public key then encrypts with fixed-base randomness h_s^a, 10-40x faster,
     and its ciphertexts decrypt with any Paillier implementation of the same key.
     """
+    if isinstance(n_length, bool) or not isinstance(n_length, int) or n_length < 4 or n_length % 2:
+        # phe loops forever on these (two n_length // 2-bit primes never give an odd-length n)
+        raise ValueError("n_length must be an even number of bits >= 4, got %r" % (n_length,))
     while True:
         p = _prime(n_length // 2)
         q = p
