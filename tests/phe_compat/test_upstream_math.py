@@ -1,0 +1,5 @@
+"""python-paillier 1.5.0's own phe/tests/math_test.py, run against fastpaillier.phe (see phe_upstream)."""
+
+from phe_upstream import load
+
+globals().update(load("math_test"))
