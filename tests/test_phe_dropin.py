@@ -239,6 +239,12 @@ def test_djn_keys():
     assert classic == priv and classic.public_key == pub and classic.public_key.djn_base is None
     again = pickle.loads(pickle.dumps(pub))
     assert again.djn_base == pub.djn_base and priv.decrypt(again.encrypt(3)) == 3
+    rebuilt = paillier.PaillierPublicKey(pub.n, djn_h=pub.djn_h)
+    assert rebuilt.djn_base == pub.djn_base and priv.decrypt(rebuilt.encrypt(4)) == 4
+    with pytest.raises(fp.InvalidKeyError, match="djn_h"):  # h_s alone cannot be checked (issue 10, item 2)
+        paillier.PaillierPublicKey(pub.n, 1 + (1 << 100) * pub.n)
+    with pytest.raises(fp.InvalidKeyError):  # an h_s that is not h^n
+        paillier.PaillierPublicKey(pub.n, pub.djn_base + 1, pub.djn_h)
     djn = classic.with_djn()
     assert djn.public_key.djn_base not in (None, pub.djn_base) and djn.decrypt(djn.public_key.encrypt(8)) == 8
     ring = paillier.PaillierPrivateKeyring()

@@ -157,12 +157,15 @@ class PublicEngine:
         self.reserve = _Reserve()
 
     @classmethod
-    def create(cls, n: int, djn_base: int | None) -> "PublicEngine | None":
-        """The engine for n, or None where fastpaillier refuses n (phe accepts any int)."""
+    def create(cls, n: int, djn_h: int | None, djn_base: int | None) -> "PublicEngine | None":
+        """The engine for n, or None where fastpaillier refuses n (phe accepts any int).
+
+        A DJN key needs h (h_s alone cannot be checked); h and h_s are refused, not dropped.
+        """
         try:
-            return cls(fp.PublicKey(n, insecure=True, djn_base=djn_base))
+            return cls(fp.PublicKey(n, insecure=True, djn_h=djn_h, djn_base=djn_base))
         except (fp.InvalidKeyError, fp.InvalidArgumentError):
-            if djn_base is not None:
+            if djn_base is not None or djn_h is not None:
                 raise
             return None
 

@@ -86,12 +86,13 @@ class PaillierPublicKey:
     Attributes as phe: g, n, nsquare, max_int (the largest encodable magnitude, n // 3 - 1).
     """
 
-    def __init__(self, n: int, djn_base: int | None = None) -> None:
+    def __init__(self, n: int, djn_base: int | None = None, djn_h: int | None = None) -> None:
+        """n as phe; a DJN key also takes h (djn_h) and optionally h_s (djn_base), checked as h_s = h^n."""
         self.g = n + 1
         self.n = n
         self.nsquare = n * n
         self.max_int = n // 3 - 1
-        self._engine = _engine.PublicEngine.create(n, djn_base) if isinstance(n, int) else None
+        self._engine = _engine.PublicEngine.create(n, djn_h, djn_base) if isinstance(n, int) else None
 
     @classmethod
     def from_fastpaillier(cls, key: fp.PublicKey) -> "PaillierPublicKey":
@@ -113,6 +114,11 @@ class PaillierPublicKey:
         """The DJN base h_s this key encrypts with, or None for classic r^n randomness."""
         return None if self._engine is None else self._engine.key.djn_base
 
+    @property
+    def djn_h(self) -> int | None:
+        """The DJN value h (h_s = h^n mod n^2), or None for classic r^n randomness."""
+        return None if self._engine is None else self._engine.key.djn_h
+
     def __repr__(self) -> str:
         return "<PaillierPublicKey {}>".format(hex(hash(self))[2:][:10])
 
@@ -126,7 +132,7 @@ class PaillierPublicKey:
         return hash(self.n)
 
     def __reduce__(self):
-        return (PaillierPublicKey, (self.n, self.djn_base))
+        return (PaillierPublicKey, (self.n, self.djn_base, self.djn_h))
 
     def raw_encrypt(self, plaintext: int, r_value: int | None = None) -> int:
         """The Paillier ciphertext (an int) of the integer plaintext, reduced mod n.
