@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import gmpy2
 import pytest
 
 import fastpaillier as fp
@@ -125,8 +126,11 @@ def test_invalid_private_keys():
 
 def test_composite_prime_of_a_2048_bit_key(keys_2048):
     _, sk = keys_2048
+    composite = sk.p + 2
+    while gmpy2.is_prime(composite, 50):  # p + 2 is prime about once in 350 keys (twin primes)
+        composite += 2
     with pytest.raises(fp.InvalidKeyError, match="not prime"):
-        fp.PrivateKey(sk.p + 2, sk.q)
+        fp.PrivateKey(composite, sk.q)
 
 
 def test_invalid_public_keys():

@@ -13,10 +13,11 @@ multiplication.  Every reserved obfuscator is used once and the reserve is dropp
 child (it would otherwise reuse the parent's randomness).  An obfuscator pool filled on
 purpose (``precompute_obfuscators``) is drained first, by fastpaillier itself.
 
-Two lone-value paths leave the native core, where it measured slower (2048 bits, one thread):
+One lone-value path leaves the native core, where it measured slower (2048 bits, one thread):
 classic r^n obfuscators with the public key take gmpy2's powmod (the exponent n is public) when
-gmpy2 is installed; a lone decryption on the IFMA tier takes gmpy2's constant-time
-``powmod_sec`` for its two CRT halves.  Batches always run natively.
+gmpy2 is installed.  Decryption always runs natively: on the IFMA tier one or two ciphertexts
+go through the one-row kernels, so a lone decryption is as fast as on the mulx tier and keeps
+the native core's constant-time CRT and its refusal of forged ciphertexts.
 """
 
 from __future__ import annotations
@@ -218,14 +219,6 @@ class PrivateEngine:
         p, q = key.p, key.q
         self.n = p * q
         self.reserve = _Reserve()
-        if gmpy2 is not None:
-            self._p, self._q = gmpy2.mpz(p), gmpy2.mpz(q)
-            self._pm1, self._qm1 = self._p - 1, self._q - 1
-            self._psq, self._qsq = self._p * self._p, self._q * self._q
-            # g = n + 1: L((1 + n)^(p-1) mod p^2) = (p - 1) n / p mod p, so h_p = ((p - 1) q)^-1 mod p
-            self._hp = gmpy2.invert((self._pm1 * self._q) % self._p, self._p)
-            self._hq = gmpy2.invert((self._qm1 * self._p) % self._q, self._q)
-            self._q_inv_p = gmpy2.invert(self._q, self._p)
 
     @classmethod
     def create(cls, p: int, q: int, djn_base: int | None) -> "PrivateEngine | None":
@@ -244,18 +237,8 @@ class PrivateEngine:
         return ints_from_rows(self.key.decrypt_limbs(array, threads=threads))
 
     def decrypt(self, c: int) -> int:
-        """One plaintext m mod n (see the module docstring for the path taken)."""
-        if gmpy2 is None or not lanes_shared():
-            return self.decrypt_batch([c], threads=1)[0]
-        c %= self.public.nsquare
-        if c == 0 or math.gcd(c, self.n) != 1:
-            raise fp.InvalidCiphertextError(
-                "the ciphertext is not an element of Z*_(n^2): it is 0 mod n^2 or shares a factor with n "
-                "(no encryption produces such a value)")
-        c = gmpy2.mpz(c)
-        mp = (gmpy2.powmod_sec(c % self._psq, self._pm1, self._psq) - 1) // self._p * self._hp % self._p
-        mq = (gmpy2.powmod_sec(c % self._qsq, self._qm1, self._qsq) - 1) // self._q * self._hq % self._q
-        return int(mq + (mp - mq) * self._q_inv_p % self._p * self._q)
+        """One plaintext m mod n, natively (constant-time CRT, forged ciphertexts refused) on every tier."""
+        return self.decrypt_batch([c], threads=1)[0]
 
     def encrypt_batch(self, plaintexts: Sequence[int], threads: int | None = None) -> list[int]:
         """Ciphertexts with obfuscators computed by CRT (the pool of this key first)."""
