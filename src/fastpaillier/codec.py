@@ -138,6 +138,11 @@ class Codec(abc.ABC):
             raise InvalidArgumentError(f"key must be a PublicKey or PrivateKey, got {type(key).__name__}")
         pk = key.public_key if isinstance(key, PrivateKey) else key
         if pk != self._public_key:
+            if pk.n == self._public_key.n:
+                raise KeyMismatchError(
+                    "key has the codec's modulus n but another DJN value h_s (a classic and a DJN key of one n "
+                    "are different keys, with different fingerprints); make the codec with this key's "
+                    "public key")
             raise KeyMismatchError("key does not match the codec's public key")
         rows, shape, dtype = self.encode(values)
         return key._encrypt_rows(rows, shape, threads, randomness, codec=self, summands=1, dtype=dtype)
