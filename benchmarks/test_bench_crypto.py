@@ -170,7 +170,10 @@ def test_multiply_phe(measure, settings, fp_keys, work, phe_keys):
                          ids=[test_id for test_id, _, _ in ENCRYPTIONS])
 def test_packed_encrypt(measure, settings, fp_keys, work, key, setting):
     encrypt_key = getattr(fp_keys, key)
-    codec, values = work.codec, work.packed_values
+    values = work.packed_values
+    public = encrypt_key.public_key if isinstance(encrypt_key, fp.PrivateKey) else encrypt_key
+    # A DJN key has its own fingerprint (h_s included), so it gets its own codec of the same parameters.
+    codec = work.codec if public == work.codec.public_key else fp.PackedCodec(public, value_bits=16, max_summands=8)
     out = measure(lambda: codec.encrypt(values, encrypt_key, threads=settings.threads),
                   group=settings.group("packed encrypt", values=values.size), items=values.size, unit="values",
                   setting=f"{codec!r}; {setting}")
