@@ -1,4 +1,4 @@
-"""`fedtrain run` and `fedtrain report`: the command line, with one-line errors instead of tracebacks."""
+"""`fedtrain run`, `compare`, `report`, `export` and `predict`: the command line, with one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import fastpaillier as fp
 
-from .errors import FedTrainError
+from .errors import ConfigError, FedTrainError
 
 log = logging.getLogger("fedtrain")
 
@@ -35,18 +35,32 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows "(default: X)" only where there is a default and the help does not already state it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is argparse.SUPPRESS or "default" in text \
+                or isinstance(action.default, bool):
+            return text
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="fedtrain", description=(
         "Federated learning on MRI images with FedAvg over Paillier ciphertexts (Lim et al. 2025)."))
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train a model with federated learning",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                         formatter_class=_Defaults)
     _add_run_options(run)
     run.add_argument("--out", help="run directory (default: runs/<model>-<privacy>-<time>)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last round")
+    run.add_argument("--overwrite", action="store_true",
+                     help="start again in an existing --out folder: the old run is moved aside to "
+                          "<out>.old-<time>, never deleted")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     compare = sub.add_parser("compare", help="every model x privacy method on one split: the paper's comparison",
-                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                             formatter_class=_Defaults)
     _add_run_options(compare, privacy=False)
     compare.add_argument("--models", default="resnet50,densenet121", help="comma-separated models")
     compare.add_argument("--privacy", default="none,paillier,dp,split", help="comma-separated privacy methods")
@@ -59,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--quiet", action="store_true")
     report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
     report.add_argument("run_dir")
+    export = sub.add_parser("export", help="write a run's trained model to a file others can load",
+                            formatter_class=_Defaults)
+    export.add_argument("run_dir", help="a fedtrain run directory")
+    export.add_argument("--format", default="state_dict",
+                        help="state_dict (torch.load: weights, model name, classes, image size), torchscript "
+                             "(torch.jit.load, no fedtrain needed) or onnx (needs the `onnx` extra: `pip install .[fl,onnx]`)")
+    export.add_argument("--round", type=int, default=None, help="round to export (default: the last checkpoint)")
+    export.add_argument("--out", default=None, help="output file (default: RUN_DIR/model-round<N>.<ext>)")
+    predict = sub.add_parser("predict", help="class probabilities of image files, as a CSV",
+                             formatter_class=_Defaults)
+    predict.add_argument("model", help="a fedtrain run directory or a file written by `fedtrain export`")
+    predict.add_argument("images", help="an image file or a folder of images (searched recursively)")
+    predict.add_argument("--round", type=int, default=None,
+                         help="with a run directory: the round's model (default: the last checkpoint)")
+    predict.add_argument("--out", default="predictions.csv", help="CSV file to write (never overwritten)")
     return parser
 
 
@@ -68,10 +97,11 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                                     "omit for the built-in demo phantoms")
     run.add_argument("--model", default="smallcnn", help="smallcnn, resnet50 or densenet121")
     run.add_argument("--weights", help="local state-dict file to start from (nothing is downloaded)")
-    run.add_argument("--clients", type=int, default=4)
+    run.add_argument("--clients", type=int, default=4, help="number of hospitals (clients) the training set is split over")
     run.add_argument("--rounds", type=int, default=None,
-                     help="number of rounds (default: 5; with --resume, the run's own number)")
-    run.add_argument("--local-epochs", type=int, default=1)
+                     help="number of FedAvg rounds; if not given: 5, or with --resume the run's own number"
+                     if privacy else "number of FedAvg rounds of each run; if not given: 5 (4 with --quick)")
+    run.add_argument("--local-epochs", type=int, default=1, help="passes over its data each client makes per round")
     run.add_argument("--fraction", type=float, default=1.0, help="fraction of clients selected per round")
     if privacy:
         run.add_argument("--privacy", default="paillier",
@@ -81,7 +111,7 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--delta", type=float, default=1e-5, help="dp: target delta")
     run.add_argument("--max-grad-norm", type=float, default=1.0, help="dp: per-sample gradient clipping norm")
     run.add_argument("--cut", help="split: the layer after which the client part ends (default per model)")
-    run.add_argument("--key-bits", type=int, default=2048)
+    run.add_argument("--key-bits", type=int, default=2048, help="Paillier modulus size (2048 or more)")
     run.add_argument("--randomness", default="djn",
                      help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
@@ -91,13 +121,14 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (non-IID)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda")
     run.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--lr", type=float, default=0.01)
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed of the data split, partition, initial model, data order and client selection")
+    run.add_argument("--batch-size", type=int, default=16, help="local training batch size")
+    run.add_argument("--lr", type=float, default=0.01, help="local learning rate")
     run.add_argument("--optimizer", default="sgd", help="sgd or adam")
-    run.add_argument("--image-size", type=int, default=128)
-    run.add_argument("--demo-train-per-class", type=int, default=320)
-    run.add_argument("--demo-test-per-class", type=int, default=80)
+    run.add_argument("--image-size", type=int, default=128, help="images are resized to this many pixels square")
+    run.add_argument("--demo-train-per-class", type=int, default=320, help="demo data: training images per class")
+    run.add_argument("--demo-test-per-class", type=int, default=80, help="demo data: test images per class")
     run.add_argument("--precompute-obfuscators", action="store_true",
                      help="fill each client's obfuscator pool in the background while it trains")
 
@@ -163,8 +194,18 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.resume:
         out = Path(args.resume)
+        if args.overwrite:
+            raise ConfigError("--resume continues a run and --overwrite starts a new one; choose one")
     else:
         out = Path(args.out or f"runs/{config.model}-{config.privacy}-{time.strftime('%Y%m%d-%H%M%S')}")
+        if _run_dir_in_use(out, overwrite=args.overwrite):
+            config.validate()  # before anything is moved: a bad option leaves the old run where it was
+            if config.data is not None and not Path(config.data).expanduser().is_dir():
+                raise ConfigError(f"data folder {config.data} does not exist or is not a folder; check the path "
+                                  f"(nothing was moved: {out} is as it was)")
+            aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+            out.rename(aside)
+            log.info("moved the previous contents of %s to %s", out, aside)
     bars: _Bars | None = None
     holder: dict = {}
 
@@ -180,15 +221,55 @@ def _run(args: argparse.Namespace) -> int:
     def on_round(record: dict) -> None:
         bars.round_done(record)
         t = record["timings"]
-        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | train %.1fs, encrypt %.1fs, "
-                 "aggregate %.1fs, decrypt %.1fs%s", record["round"], record["accuracy"], record["macro_f1"],
-                 record["test_loss"], t["train"], t["encrypt"], t["aggregate"], t["decrypt"],
+        phases = f"train {t['train']:.1f}s"
+        if ctx.config.privacy == "paillier":  # the other modes neither encrypt nor decrypt
+            phases += f", encrypt {t['encrypt']:.1f}s, aggregate {t['aggregate']:.1f}s, decrypt {t['decrypt']:.1f}s"
+        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | %s%s", record["round"],
+                 record["accuracy"], record["macro_f1"], record["test_loss"], phases,
                  f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "")
 
     run_rounds(ctx, on_round=on_round)
     bars.rounds.close()
     report = write_report(out)
     print(f"Report: {report}")
+    return 0
+
+
+def _run_dir_in_use(out: Path, *, overwrite: bool) -> bool:
+    """Whether --out holds files (to be moved aside); raises unless overwrite was asked for."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; choose a folder")
+    if not any(out.iterdir()):
+        return False
+    if not overwrite:
+        raise ConfigError(f"--out {out} already holds files (a previous run?); continue it with "
+                          f"`--resume {out}`, choose another --out, or pass --overwrite to move it aside")
+    return True
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_model, load_run_model
+
+    out = args.out
+    if out is None:
+        _, info = load_run_model(args.run_dir, args.round)
+        ext = {"state_dict": "pt", "torchscript": "torchscript.pt", "onnx": "onnx"}.get(args.format, "pt")
+        out = Path(args.run_dir) / f"model-round{info.round}.{ext}"
+    path = export_model(args.run_dir, out, fmt=args.format, round_=args.round)
+    print(f"Model: {path}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .export import image_paths, load_any_model, predict_images
+
+    files = image_paths(args.images)
+    model, info = load_any_model(args.model, args.round)
+    path, scored, unreadable = predict_images(model, info, files, args.out)
+    note = f"; {unreadable} unreadable file(s), see the error column" if unreadable else ""
+    print(f"Predictions: {path} ({scored} image(s), {info.model} of round {info.round}{note})")
     return 0
 
 
@@ -228,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "compare":
             return _compare(args, argv)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         from .report import write_report
 
         print(f"Report: {write_report(args.run_dir)}")

@@ -23,11 +23,13 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "DataBundle",
     "ImageSet",
+    "SkippedFile",
     "TorchImageDataset",
     "default_cache_dir",
     "demo_dataset",
     "load_data",
     "load_image_folder",
+    "read_image_file",
 ]
 
 logger = logging.getLogger("fedtrain")
@@ -74,6 +76,14 @@ class ImageSet:
         return np.bincount(self.labels, minlength=len(self.class_names)).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """An image file that was not used, and why."""
+
+    path: str
+    reason: str
+
+
 @dataclass(frozen=True, eq=False)
 class DataBundle:
     """A train/test pair plus where it came from and how it was split."""
@@ -84,6 +94,7 @@ class DataBundle:
     source: str
     skipped: int
     split: str
+    skipped_files: tuple[SkippedFile, ...] = ()
 
 
 class TorchImageDataset(torch.utils.data.Dataset):
@@ -168,9 +179,8 @@ def load_image_folder(
         test, test_skipped = _read_split(test_dir, class_names, image_size, require_all=False)
         skipped += test_skipped
         split = "folder"
-    if skipped:
-        logger.warning("skipped %d unreadable image file(s) under %s", skipped, base)
-    return DataBundle(train, test, class_names, str(base), skipped, split)
+    # Not logged here: the caller says it once, with where the list of files went.
+    return DataBundle(train, test, class_names, str(base), len(skipped), split, tuple(skipped))
 
 
 def _layout(base: Path) -> tuple[Path, Path | None]:
@@ -203,8 +213,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _read_split(
     folder: Path, class_names: tuple[str, ...], size: int, *, require_all: bool = True
-) -> tuple[ImageSet, int]:
-    """Read every class folder of `folder`; returns the images and the unreadable count."""
+) -> tuple[ImageSet, list[SkippedFile]]:
+    """Read every class folder of `folder`; returns the images and the unreadable files."""
     files = {name: _image_files(folder / name) for name in class_names}
     if not any(files.values()):
         exts = ", ".join(sorted(IMAGE_EXTENSIONS))
@@ -215,13 +225,13 @@ def _read_split(
         )
     images: list[np.ndarray] = []
     labels: list[int] = []
-    skipped = 0
+    skipped: list[SkippedFile] = []
     for label, name in enumerate(class_names):
         read = 0
         for path in files[name]:
-            image = _read_image(path, size)
+            image, reason = read_image_file(path, size)
             if image is None:
-                skipped += 1
+                skipped.append(SkippedFile(str(path), reason))
                 continue
             images.append(image)
             labels.append(label)
@@ -236,16 +246,16 @@ def _read_split(
     return ImageSet(stacked, np.asarray(labels, dtype=np.int64), class_names), skipped
 
 
-def _read_image(path: Path, size: int) -> np.ndarray | None:
-    """One image as uint8 (size, size) grayscale, or None when it cannot be decoded."""
+def read_image_file(path: str | os.PathLike[str], size: int) -> tuple[np.ndarray | None, str]:
+    """(uint8 (size, size) grayscale image, "") or (None, why it cannot be decoded): training's preprocessing."""
     try:
         with Image.open(path) as im:
             im.load()
             gray = _to_gray(im)
-            return np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+            return np.asarray(gray.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8), ""
     except _UNREADABLE as exc:
         logger.debug("cannot read %s: %s", path, exc)
-        return None
+        return None, f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
 
 
 def _to_gray(im: Image.Image) -> Image.Image:

@@ -315,6 +315,21 @@ def plot_timings(records: Sequence[dict[str, Any]], path: Path) -> None:
 # ---------------------------------------------------------------- report.md sections
 
 
+def _data_section(config: dict[str, Any]) -> list[str]:
+    """Where the images came from, how many were used, and how many were skipped (listed in a file)."""
+    if "train_images" not in config:
+        return []
+    line = (f"Data: {config.get('data_source', 'unknown source')} ({config.get('split', 'unknown')} split): "
+            f"{config['train_images']} training and {config.get('test_images', 'n/a')} test images.")
+    skipped = int(config.get("skipped_images", 0) or 0)
+    if skipped:
+        line += (f" **{skipped} image file(s) could not be read and were not used**; each is listed with "
+                 "the reason in `skipped_files.csv`.")
+    else:
+        line += " Every image file found was read."
+    return ["## Data", "", line, ""]
+
+
 def _config_section(config: dict[str, Any], records: Sequence[dict[str, Any]]) -> list[str]:
     """Configuration table (every option) and how many rounds are done."""
     rows = [[f"`{k}`", _cell(v)] for k, v in config.items()]
@@ -503,6 +518,7 @@ def write_report(run_dir: PathLike) -> Path:
         "",
         *_config_section(config, records),
         *_table1_section(last, class_names),
+        *_data_section(config),
         *_rounds_section(records),
         *_timing_section(records),
         *_bytes_section(records),

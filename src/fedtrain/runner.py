@@ -8,7 +8,9 @@ the model in plain).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import logging
 import os
@@ -42,6 +44,7 @@ log = logging.getLogger("fedtrain")
 
 RUN_MODES = (*PRIVACY_MODES, "split")
 PRIVATE_KEY_FILE = "keys/clients_private_key.bin"
+SKIPPED_FILES = "skipped_files.csv"
 
 
 @dataclass
@@ -281,6 +284,15 @@ def _truncate_metrics(out_dir: Path, last_round: int) -> None:
     _atomic_write(path, "".join(line + "\n" for line in keep).encode())
 
 
+def _write_skipped(out: Path, files) -> None:
+    """skipped_files.csv: path and reason of every image file that was not used."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "reason"])
+    writer.writerows([f.path, f.reason] for f in files)
+    _atomic_write(out / SKIPPED_FILES, buffer.getvalue().encode())
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
@@ -306,13 +318,15 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     data = load_data(config.data, image_size=config.image_size, test_fraction=config.test_fraction,
                      seed=config.seed, demo_train_per_class=config.demo_train_per_class,
                      demo_test_per_class=config.demo_test_per_class)
-    if data.skipped:
-        log.warning("skipped %d unreadable images", data.skipped)
     parts = partition(data.train.labels, config.clients, scheme=config.partition, alpha=config.alpha,
                       seed=config.seed)
     table = class_count_table(data.train.labels, parts, len(data.class_names))
     log.info("training images per client and class:\n%s", format_class_counts(table, data.class_names))
     out.mkdir(parents=True, exist_ok=True)
+    if data.skipped_files:
+        _write_skipped(out, data.skipped_files)
+        log.warning("skipped %d unreadable image file(s) under %s; listed with reasons in %s", data.skipped,
+                    data.source, out / SKIPPED_FILES)
     start_round = _last_complete_round(out) + 1 if resume else 1
     if not resume:
         for stale in ("metrics.jsonl",):
@@ -324,6 +338,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     if config.privacy == "split":
         saved["cut"] = resolve_cut(config.model, config.cut)
     saved.update(class_names=list(data.class_names), data_source=data.source, split=data.split,
+                 skipped_images=data.skipped,
                  train_images=len(data.train), test_images=len(data.test),
                  client_class_counts=table.tolist(), device_used=str(device))
     _atomic_write(out / "config.json", json.dumps(saved, indent=2).encode())

@@ -167,7 +167,10 @@ def test_corrupt_files_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCap
         bundle = load_image_folder(tmp_path, image_size=16)
     assert bundle.skipped == 2
     assert len(bundle.train) + len(bundle.test) == 10
-    assert any("skipped 2 unreadable" in r.getMessage() for r in caplog.records)
+    assert sorted(Path(f.path).name for f in bundle.skipped_files) == ["broken.png", "empty.jpg"]
+    assert all(f.reason for f in bundle.skipped_files)
+    # The loader returns the list; the run logs it once, with the file it is saved in (test_export.py).
+    assert not any("unreadable" in r.getMessage() for r in caplog.records)
 
 
 def test_flat_folder_stratified_split(tmp_path: Path) -> None:
