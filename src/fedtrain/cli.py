@@ -112,6 +112,10 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--max-grad-norm", type=float, default=1.0, help="dp: per-sample gradient clipping norm")
     run.add_argument("--cut", help="split: the layer after which the client part ends (default per model)")
     run.add_argument("--key-bits", type=int, default=2048, help="Paillier modulus size (2048 or more)")
+    if privacy:
+        run.add_argument("--keys", metavar="DIR", default=None,
+                         help="folder for the clients' private key, created with mode 0700 (default: "
+                              "$FEDTRAIN_KEYS/<run id> or ~/.fedtrain/keys/<run id>; never inside the run folder)")
     run.add_argument("--randomness", default="djn",
                      help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
@@ -146,7 +150,8 @@ def _config(args: argparse.Namespace):
                      optimizer=args.optimizer, image_size=args.image_size,
                      demo_train_per_class=args.demo_train_per_class,
                      demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators,
-                     cut=args.cut, target_epsilon=args.target_epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
+                     cut=args.cut, target_epsilon=args.target_epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm,
+                     keys=getattr(args, "keys", None))
 
 
 def _rounds(args: argparse.Namespace) -> int:

@@ -265,7 +265,8 @@ def run_comparison(base: Any, out_dir: str | Path, *, models: Sequence[str], met
         warm_up(build_model(model), device=resolve_device(base.device), image_size=base.image_size)
     for model in models:
         for method in methods:
-            config = dataclasses.replace(base, model=model, privacy=method)
+            # Each run gets its own id (the sealing context, and the folder of its key).
+            config = dataclasses.replace(base, model=model, privacy=method, run_id=f"{base.run_id}-{model}-{method}")
             config.validate()
             run_dir = out / "runs" / f"{model}-{method}"
             log.info("compare: %s with %s", model, METHOD_NAMES[method])

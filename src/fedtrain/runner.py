@@ -43,7 +43,8 @@ from .training import LocalTrainingConfig, predict, resolve_device, seed_everyth
 log = logging.getLogger("fedtrain")
 
 RUN_MODES = (*PRIVACY_MODES, "split")
-PRIVATE_KEY_FILE = "keys/clients_private_key.bin"
+KEY_FILE_NAME = "clients_private_key.bin"
+LEGACY_PRIVATE_KEY_FILE = f"keys/{KEY_FILE_NAME}"  # inside the run folder, as runs before --keys kept it
 SKIPPED_FILES = "skipped_files.csv"
 
 
@@ -82,6 +83,7 @@ class RunConfig:
     delta: float = 1e-5
     max_grad_norm: float = 1.0
     cut: str | None = None
+    keys: str | None = None  # folder of the clients' private key (default: default_keys_dir(run_id))
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def validate(self) -> None:
@@ -246,17 +248,57 @@ class RunContext:
     device: torch.device | None = None
 
 
+def default_keys_dir(run_id: str) -> Path:
+    """Where a run's key goes without --keys: $FEDTRAIN_KEYS/<run id>, else ~/.fedtrain/keys/<run id>."""
+    root = os.environ.get("FEDTRAIN_KEYS")
+    return (Path(root).expanduser() if root else Path.home() / ".fedtrain" / "keys") / run_id
+
+
+def private_key_path(config: RunConfig, out_dir: Path) -> Path:
+    """The clients' private key file of a run (never inside the run folder, except for older runs)."""
+    if config.keys is None:
+        legacy = out_dir / LEGACY_PRIVATE_KEY_FILE
+        if legacy.exists():
+            return legacy
+        return default_keys_dir(config.run_id) / KEY_FILE_NAME
+    return Path(config.keys).expanduser() / KEY_FILE_NAME
+
+
 def _load_or_create_keys(config: RunConfig, out_dir: Path, resume: bool) -> fp.PrivateKey | None:
     if config.privacy != "paillier":
         return None
-    path = out_dir / PRIVATE_KEY_FILE
+    path = private_key_path(config, out_dir)
     if resume and path.exists():
-        return fp.PrivateKey.load(path, insecure=config.insecure_keys)
+        try:
+            return fp.PrivateKey.load(path, insecure=config.insecure_keys)
+        except fp.FastPaillierError as exc:
+            raise CheckpointError(f"the run's private key file {path} cannot be loaded: {exc}") from None
+    if resume:  # checkpoints are plain models: a fresh key can carry the run on
+        log.warning("the run's private key file %s is missing; the run goes on with a new key pair", path)
     _, private_key = fp.generate_keypair(config.key_bits, insecure=config.insecure_keys,
                                          randomness=config.randomness)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
     private_key.save(path)
+    log.info("clients' private key written to %s (folder mode 0700; it is not in the run folder: "
+             "share it only with the hospitals)", path)
     return private_key
+
+
+def _load_checkpoint(out_dir: Path, round_: int) -> dict:
+    """The checkpoint of `round_`, or a CheckpointError naming the file and the round before it."""
+    path = checkpoint_path(out_dir, round_)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not isinstance(state.get("vector"), torch.Tensor):
+            raise ValueError("no model vector")
+        return state
+    except Exception as exc:  # torch raises RuntimeError, pickle and zip errors for a damaged file
+        earlier = (f"round {round_ - 1} is the last round before it: move {path.name} and "
+                   f"{predictions_path(out_dir, round_).name} aside and resume again to redo round {round_}"
+                   if round_ > 1 else "move it aside and resume again to start from round 1")
+        raise CheckpointError(f"checkpoint {path} of round {round_} cannot be read ({type(exc).__name__}: it is "
+                              f"damaged or truncated); {earlier}") from None
 
 
 def checkpoint_path(out_dir: Path, round_: int) -> Path:
@@ -331,6 +373,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     if not resume:
         for stale in ("metrics.jsonl",):
             (out / stale).unlink(missing_ok=True)
+    if config.privacy == "paillier" and config.keys is None and not (out / LEGACY_PRIVATE_KEY_FILE).exists():
+        config.keys = str(default_keys_dir(config.run_id))  # recorded in config.json, so --resume finds it
     private_key = _load_or_create_keys(config, out, resume)
     saved = dataclasses.asdict(config)
     if config.privacy == "dp":
@@ -349,7 +393,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
                               client_data=[data.train.subset(idx) for idx in parts], training=config.training(),
                               device=device, seed=config.seed, weights=config.weights, progress=progress)
         if start_round > 1:
-            state = torch.load(checkpoint_path(out, start_round - 1), map_location="cpu", weights_only=True)
+            state = _load_checkpoint(out, start_round - 1)
             split.load_state_vector(state["vector"].numpy())
             log.info("resuming %s after round %d", out, start_round - 1)
         if resume:
@@ -375,7 +419,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
                     public_key=private_key.public_key if private_key is not None else None)
     server.initialize(models.vector())
     if start_round > 1:
-        state = torch.load(checkpoint_path(out, start_round - 1), map_location="cpu", weights_only=True)
+        state = _load_checkpoint(out, start_round - 1)
         vector = state["vector"].numpy()
         if private_key is not None:
             server.install_global(clients[0].seal_global(vector, start_round - 1))

@@ -14,3 +14,12 @@ def demo_cache(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEDTRAIN_CACHE", str(path))
         yield path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def keys_home(tmp_path_factory) -> Path:
+    """Run keys go to a private folder for the whole session (never the user's ~/.fedtrain/keys)."""
+    path = tmp_path_factory.mktemp("keys")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FEDTRAIN_KEYS", str(path))
+        yield path

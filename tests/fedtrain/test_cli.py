@@ -113,11 +113,14 @@ def test_run_directory_layout(any_run):
         assert (out / "checkpoints" / f"round_{r:04d}.pt").is_file()
         assert (out / "predictions" / f"round_{r:04d}.npz").is_file()
     assert not list(out.rglob("*.tmp"))
-    key = out / "keys" / "clients_private_key.bin"
+    keys = json.loads((out / "config.json").read_text()).get("keys")
+    assert not list(out.rglob("*private_key*"))  # the key is never in the run folder
     if mode == "secure":
+        key = Path(keys) / "clients_private_key.bin"
         assert key.is_file() and key.stat().st_mode & 0o777 == 0o600
+        assert Path(keys).stat().st_mode & 0o777 == 0o700
     else:
-        assert not key.exists()
+        assert keys is None
 
 
 def test_config_json(any_run):

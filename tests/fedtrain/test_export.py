@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -171,3 +172,26 @@ def test_overwrite_moves_the_old_run_aside(digits_folder, tmp_path):
     (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("again.old-")]
     assert (aside / "metrics.jsonl").read_text() == "{}\n"
     assert (target / "report.md").is_file() and "moved the previous contents" in err
+
+
+def test_resume_names_a_damaged_checkpoint_and_the_round_before(trained, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    last = copy / "checkpoints" / "round_0002.pt"
+    last.write_bytes(last.read_bytes()[:200])
+    code, _, err = run_cli(["run", "--resume", str(copy), "--rounds", "3", "--quiet"])
+    errors = [line for line in err.splitlines() if line.startswith("fedtrain: error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert "round_0002.pt" in err and "round 1 is the last round before it" in err
+    last.rename(tmp_path / "damaged.pt")  # as the message says: move it aside, resume again
+    (copy / "predictions" / "round_0002.npz").rename(tmp_path / "damaged.npz")
+    code, _, err = run_cli(["run", "--resume", str(copy), "--rounds", "3", "--quiet"])
+    assert code == 0, err
+    rounds = [json.loads(line)["round"] for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    assert rounds == [1, 2, 3]
+    # round 2 redone from round 1's checkpoint gives the original round 2 (training is deterministic)
+    redone = torch.load(copy / "checkpoints" / "round_0002.pt", weights_only=True)["vector"]
+    original = torch.load(trained / "checkpoints" / "round_0002.pt", weights_only=True)["vector"]
+    assert torch.equal(redone, original)

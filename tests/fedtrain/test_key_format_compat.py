@@ -7,7 +7,7 @@ import pytest
 
 import fastpaillier as fp
 from fastpaillier import _wire
-from fedtrain.runner import PRIVATE_KEY_FILE, RunConfig, _load_or_create_keys
+from fedtrain.runner import LEGACY_PRIVATE_KEY_FILE, RunConfig, _load_or_create_keys
 from fedtrain.sealing import SealingKey
 
 SMALL_P = 0xF7E75FDC469067FFDC4E847C51F452DF
@@ -27,7 +27,7 @@ def _version_1_bytes(sk: fp.PrivateKey) -> bytes:
 
 
 def test_resume_with_a_version_1_djn_run_key(djn_key, tmp_path):
-    path = tmp_path / PRIVATE_KEY_FILE
+    path = tmp_path / LEGACY_PRIVATE_KEY_FILE  # a run made before --keys: the key inside the run
     path.parent.mkdir(parents=True)
     path.write_bytes(_version_1_bytes(djn_key))
     config = RunConfig(key_bits=256, insecure_keys=True)

@@ -18,7 +18,7 @@ import fedtrain.server as server_module
 from fedtrain.cli import main
 from fedtrain.errors import ConfigError
 from fedtrain.messages import Message
-from fedtrain.runner import PRIVATE_KEY_FILE, InProcessTransport, RunConfig, run_rounds, setup_run
+from fedtrain.runner import KEY_FILE_NAME, InProcessTransport, RunConfig, run_rounds, setup_run
 from fedtrain.sealing import SealingKey
 from fedtrain.server import Server, select_clients
 
@@ -97,10 +97,17 @@ def assert_same_final_model(run_dir: Path, reference: Path, rounds: int = 2) -> 
         assert torch.equal(checkpoint_vector(run_dir, r), checkpoint_vector(reference, r)), f"round {r}"
 
 
+def key_file(run_dir: Path) -> Path:
+    """The run's private key file, from the folder config.json names."""
+    return Path(json.loads((run_dir / "config.json").read_text())["keys"]) / KEY_FILE_NAME
+
+
 def assert_key_file_private(run_dir: Path) -> None:
-    key = run_dir / PRIVATE_KEY_FILE
+    key = key_file(run_dir)
     assert key.is_file()
-    assert key.stat().st_mode & 0o777 == 0o600
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent.stat().st_mode & 0o777 == 0o700
+    assert run_dir.resolve() not in key.resolve().parents  # never inside the run folder
+    assert not list(run_dir.rglob("*private_key*"))
 
 
 # -- resuming -------------------------------------------------------------------------------
@@ -133,7 +140,7 @@ def test_resume_after_a_crash_while_writing_round_2(secure_a, tmp_path, monkeypa
     monkeypatch.setattr(runner, "_save_round", real_save)
     round_1 = metric_lines(b)[0]
     assert len(metric_lines(b)) == 2 and not (b / "metrics.jsonl").read_text().endswith("\n")
-    key_bytes = (b / PRIVATE_KEY_FILE).read_bytes()
+    key_bytes = key_file(b).read_bytes()
 
     with pytest.warns(RuntimeWarning, match="incomplete"):
         assert main(["run", "--resume", str(b), "--rounds", "2", "--quiet"]) == 0
@@ -145,7 +152,7 @@ def test_resume_after_a_crash_while_writing_round_2(secure_a, tmp_path, monkeypa
     assert (b / "metrics.jsonl").read_text().endswith("\n")
     assert_same_final_model(b, reference)
     assert_key_file_private(b)
-    assert (b / PRIVATE_KEY_FILE).read_bytes() == key_bytes  # the run's key was reused, not replaced
+    assert key_file(b).read_bytes() == key_bytes  # the run's key was reused, not replaced
     assert (b / "report.md").is_file()
 
 
