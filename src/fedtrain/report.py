@@ -38,6 +38,8 @@ CONFIG_FILE = "config.json"
 REPORT_FILE = "report.md"
 PHASES = ("train", "encrypt", "aggregate", "decrypt", "evaluate")
 OVERHEAD_PHASES = ("encrypt", "aggregate", "decrypt")
+METHOD_LABELS = {"paillier": "encrypted FedAvg (Paillier)", "none": "plain FedAvg", "dp": "FedAvg + DP-SGD",
+                 "split": "split learning"}
 FIGURES = {
     "accuracy_loss.png": "Accuracy and loss per round",
     "confusion_matrix.png": "Confusion matrix (last round)",
@@ -217,12 +219,21 @@ def _save(fig: "Figure", path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _draw_matrix(ax: Any, matrix: np.ndarray, labels: Sequence[str], title: str) -> None:
-    """Heat map of a count matrix with each cell annotated, true class on rows."""
-    ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
-    threshold = matrix.max() / 2.0
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(int(value)), ha="center", va="center", color="white" if value > threshold else "black")
+def _draw_matrix(ax: Any, matrix: np.ndarray, labels: Sequence[str], title: str, *, normalized: bool = False) -> None:
+    """Heat map of a count matrix (or of its row fractions) with each cell annotated, true class on rows."""
+    if normalized:
+        support = matrix.sum(axis=1, keepdims=True)
+        shown = np.divide(matrix, support, out=np.zeros(matrix.shape, dtype=float), where=support > 0)
+        ax.imshow(shown, cmap="Blues", vmin=0, vmax=1)
+        texts = [[f"{100 * v:.0f}%" for v in row] for row in shown]
+        threshold = 0.5
+    else:
+        shown = matrix
+        ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
+        texts = [[str(int(v)) for v in row] for row in matrix]
+        threshold = matrix.max() / 2.0
+    for (i, j), value in np.ndenumerate(shown):
+        ax.text(j, i, texts[i][j], ha="center", va="center", color="white" if value > threshold else "black")
     ticks = range(len(labels))
     ax.set_xticks(list(ticks), labels=list(labels), rotation=30, ha="right")
     ax.set_yticks(list(ticks), labels=list(labels))
@@ -238,13 +249,16 @@ def _integer_rounds(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path, who: str = "",
+                       num_classes: int | None = None) -> None:
     """Two panels: test accuracy (and macro F1) per round; train and test loss per round."""
     rounds = [r["round"] for r in records]
     fig = _figure(11, 4)
     ax_acc, ax_loss = fig.subplots(1, 2)
     ax_acc.plot(rounds, [100 * _num(r.get("accuracy")) for r in records], marker="o", label="Accuracy")
     ax_acc.plot(rounds, [100 * _num(r.get("macro_f1")) for r in records], marker=".", ls="--", label="Macro F1")
+    if num_classes:
+        ax_acc.axhline(100 / num_classes, color="grey", ls=":", lw=1, label=f"Chance ({100 / num_classes:.0f}%)")
     ax_acc.set(xlabel="Round", ylabel="%", title="Test accuracy per round")
     ax_loss.plot(rounds, [_num(r.get("train_loss")) for r in records], marker="o", label="Train loss")
     ax_loss.plot(rounds, [_num(r.get("test_loss")) for r in records], marker="s", label="Test loss")
@@ -253,17 +267,23 @@ def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path) -> None:
         _integer_rounds(ax)
         ax.grid(alpha=0.3)
         ax.legend()
+    if who:
+        fig.suptitle(who)
     _save(fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
-    """Confusion matrix with counts annotated and class names on both axes."""
-    fig = _figure(1.3 * len(class_names) + 2.5, 1.2 * len(class_names) + 2)
-    _draw_matrix(fig.subplots(), confusion, class_names, title)
+    """Confusion matrix: counts, and beside them each row as fractions of the true class."""
+    n = len(class_names)
+    fig = _figure(2 * (1.3 * n + 2.5), 1.2 * n + 2.4)
+    counts, rows = fig.subplots(1, 2)
+    _draw_matrix(counts, confusion, class_names, "Counts")
+    _draw_matrix(rows, confusion, class_names, "Share of each true class", normalized=True)
+    fig.suptitle(title)
     _save(fig, path)
 
 
-def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Path) -> None:
+def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str = "") -> None:
     """Grid of 2x2 one-vs-all confusion matrices, one per class (paper Figure 8 style)."""
     n = len(class_names)
     cols = math.ceil(math.sqrt(n))
@@ -274,6 +294,8 @@ def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Pat
         _draw_matrix(axes[k], one_vs_all_confusion(confusion, k), ["Other", name], f"{name} vs all")
     for ax in axes[n:]:
         ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
 
@@ -282,15 +304,21 @@ def plot_roc(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], 
     """One-vs-all ROC curve per class with its AUC in the legend."""
     fig = _figure(6, 5)
     ax = fig.subplots()
-    for k, (fpr, tpr, area) in roc_curves(y_true, probs).items():
+    curves = roc_curves(y_true, probs)
+    for k, (fpr, tpr, area) in curves.items():
         ax.plot(fpr, tpr, label=f"{class_names[k]} (AUC = {area:.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    if len(curves) > 1:  # macro average: the mean of the class curves on a common false-positive grid
+        grid = np.linspace(0, 1, 201)
+        mean_tpr = np.mean([np.interp(grid, fpr, tpr) for fpr, tpr, _ in curves.values()], axis=0)
+        mean_auc = float(np.mean([area for _, _, area in curves.values()]))
+        ax.plot(grid, mean_tpr, color="black", lw=2, ls="--", label=f"macro average (AUC = {mean_auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="chance (AUC = 0.5)")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="False positive rate", ylabel="True positive rate", title=title)
     ax.legend(loc="lower right")
     _save(fig, path)
 
 
-def plot_timings(records: Sequence[dict[str, Any]], path: Path) -> None:
+def plot_timings(records: Sequence[dict[str, Any]], path: Path, who: str = "") -> None:
     """Stacked bar per round of the seconds spent in each phase (rest of the round as 'other')."""
     phases = _phase_names(records)
     times, totals = _phase_matrix(records, phases)
@@ -305,7 +333,7 @@ def plot_timings(records: Sequence[dict[str, Any]], path: Path) -> None:
             bottom += times[:, j]
     if other.any():
         ax.bar(rounds, other, bottom=bottom, label="other", color="lightgrey")
-    ax.set(xlabel="Round", ylabel="Seconds", title="Time per round by phase")
+    ax.set(xlabel="Round", ylabel="Seconds", title=f"Time per round by phase{': ' + who if who else ''}")
     _integer_rounds(ax)
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -313,6 +341,75 @@ def plot_timings(records: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 # ---------------------------------------------------------------- report.md sections
+
+
+def _results_section(config: dict[str, Any], records: Sequence[dict[str, Any]], class_names: Sequence[str],
+                     confusion: np.ndarray, predictions: Optional[tuple[np.ndarray, np.ndarray]]) -> list[str]:
+    """Results first: accuracy, balanced accuracy, best and final round, per-class rates with 95% intervals."""
+    from .clinical import bootstrap_intervals, per_class, wilson
+
+    last = records[-1]
+    best = max(records, key=lambda r: _num(r.get("accuracy")) if not math.isnan(_num(r.get("accuracy"))) else -1)
+    done = f"Completed rounds: {len(records)}"
+    done += f" of {config['rounds']}." if "rounds" in config else "."
+    lines = ["## Results", "", done + f" Final round: {last['round']}; best test accuracy in round "
+             f"{best['round']} ({_pct(best.get('accuracy'))} %). Figures below are for the final round.", ""]
+    if confusion.shape != (len(class_names), len(class_names)):
+        return lines + ["No confusion matrix was recorded for the final round.", ""]
+    aucs = balanced = macro_auc = None
+    if predictions is not None and predictions[1].shape[1] == len(class_names):
+        aucs, macro_auc, balanced = bootstrap_intervals(predictions[0], predictions[1], len(class_names))
+    total = int(confusion.sum())
+    accuracy = wilson(int(np.trace(confusion)), total)
+    summary = f"Accuracy {accuracy.percent()} % of {total} test images"
+    if balanced is not None:
+        summary += f"; balanced accuracy {balanced.percent()} %; macro AUC {macro_auc.fixed()}"
+    lines += [summary + f" (chance level for {len(class_names)} balanced classes: "
+                        f"{100 / len(class_names):.1f} %).", ""]
+    rows = [[r.name, str(r.support), r.sensitivity.percent(), r.specificity.percent(), r.ppv.percent(),
+             r.npv.percent(), _pct(r.f1), r.auc.fixed()] for r in per_class(confusion, class_names, aucs)]
+    lines += [
+        *_table(["Class", "Test images", "Sensitivity (recall) %", "Specificity %", "Precision (PPV) %", "NPV %",
+                 "F1 %", "AUC"], rows),
+        "",
+        "Each class against all others. In brackets: 95% intervals, Wilson score intervals for the "
+        "proportions and percentile bootstrap intervals (1000 resamples of the test images, fixed seed) for "
+        "AUC, macro AUC and balanced accuracy. With few test images per class these intervals are wide: "
+        "read them before the point values.",
+        "",
+    ]
+    return lines
+
+
+LEARNED = {
+    "paillier": (
+        "Encrypted FedAvg. The server holds only the public key: it sees ciphertexts, their sizes and "
+        "timing, which clients took part in each round, and the number of rounds; it does not see any "
+        "client's update, sample count or the global model (sealed with a key the server lacks), provided "
+        "it follows the protocol (see the README's threat model for a server that deviates). Every client "
+        "holds the shared private key and sees the aggregate of each round, i.e. the global model; a client "
+        "that obtained another client's ciphertexts (for example from a colluding server) could decrypt "
+        "them. An eavesdropper on the links sees what the server sees."),
+    "none": (
+        "Plain FedAvg. Images never leave the clients, but the server, and an eavesdropper on an "
+        "unencrypted link, see every client's full model update and sample count in every round, from "
+        "which properties of the training images can be inferred (membership and reconstruction attacks "
+        "are known for such updates)."),
+    "dp": (
+        "FedAvg with DP-SGD clients. The server sees every client's model update in plain, but DP-SGD "
+        "(per-sample clipping and Gaussian noise) bounds what the updates of all rounds together reveal "
+        "about any single training image to the (epsilon, delta) stated in the per-round table."),
+    "split": (
+        "Split learning. The server sees, for every training batch, the activations at the cut layer and "
+        "the labels (vanilla split learning shares labels), and it holds the part of the model after the "
+        "cut; activations of early layers can reveal much of an image. Clients see their own part only."),
+}
+
+
+def _learned_section(config: dict[str, Any]) -> list[str]:
+    """One paragraph on what the server, each client and an eavesdropper could learn in this run's mode."""
+    text = LEARNED.get(config.get("privacy", ""))
+    return ["## What each party could learn", "", text, ""] if text else []
 
 
 def _data_section(config: dict[str, Any]) -> list[str]:
@@ -335,7 +432,8 @@ def _config_section(config: dict[str, Any], records: Sequence[dict[str, Any]]) -
     rows = [[f"`{k}`", _cell(v)] for k, v in config.items()]
     done = f"Completed rounds: {len(records)} (last: round {records[-1]['round']}"
     done += f" of {config['rounds']})" if "rounds" in config else ")"
-    return ["## Configuration", "", done, "", *_table(["Option", "Value"], rows), ""]
+    return ["## Configuration", "", "Every option of the run, as saved in `config.json`.", "", done, "",
+            *_table(["Option", "Value"], rows), ""]
 
 
 def _table1_section(record: dict[str, Any], class_names: Sequence[str]) -> list[str]:
@@ -362,6 +460,8 @@ def _table1_section(record: dict[str, Any], class_names: Sequence[str]) -> list[
         "",
         summary,
         "",
+        "The paper labels the classes A, B, C, ... in this order:",
+        "",
         *_table(["Label", "Class", "Support", "AUC"], detail),
         "",
     ]
@@ -383,15 +483,17 @@ def _rounds_section(records: Sequence[dict[str, Any]]) -> list[str]:
         for r, total in zip(records, totals)
     ]
     header = ["Round", "Accuracy (%)", "Macro F1 (%)", "Macro AUC", "Train loss", "Test loss", "Round time (s)"]
-    if any("epsilon" in r for r in records):  # DP runs: the privacy budget spent so far
-        header.append("Epsilon spent")
+    if any("epsilon" in r for r in records):  # DP runs: the privacy budget spent so far, and the noise
+        header += ["Epsilon spent", "Noise multiplier"]
         for row, r in zip(rows, records):
-            row.append(_fixed(r.get("epsilon"), 2))
+            row += [_fixed(r.get("epsilon"), 2), _fixed(r.get("noise_multiplier"), 3)]
     lines = ["## Per round", "", *_table(header, rows), ""]
     last = records[-1] if records else {}
     if "epsilon" in last:
         lines += [f"Differential privacy: epsilon spent {_fixed(last['epsilon'], 2)} at delta "
-                  f"{last.get('delta')} after round {last['round']} (the largest over clients; RDP accountant).", ""]
+                  f"{last.get('delta')} after round {last['round']} (the largest over clients; RDP accountant), "
+                  f"Gaussian noise multiplier {_fixed(last.get('noise_multiplier'), 3)} (noise standard deviation "
+                  "over the per-sample clipping norm `max_grad_norm` of the Configuration).", ""]
     return lines
 
 
@@ -468,13 +570,13 @@ def _figures_section(drawn: Sequence[str], skipped: dict[str, str]) -> list[str]
 
 
 def _plot_saved_roc(predictions: tuple[np.ndarray, np.ndarray], class_names: Sequence[str], source: Path,
-                    round_num: int) -> None:
+                    round_num: int, who: str = "") -> None:
     """Draw roc.png next to predictions/ from a saved round, turning bad arrays into CheckpointError."""
     y_true, probs = predictions
     if probs.ndim != 2 or probs.shape[1] != len(class_names):
         raise CheckpointError(f"{source} has probs of shape {probs.shape}, expected (N, {len(class_names)})")
     try:
-        plot_roc(y_true, probs, class_names, source.parent.parent / "roc.png", f"ROC one-vs-all, round {round_num}")
+        plot_roc(y_true, probs, class_names, source.parent.parent / "roc.png", f"ROC one vs all: {who + ', ' if who else ''}round {round_num}")
     except ConfigError as exc:
         raise CheckpointError(f"{source} holds invalid predictions: {exc}") from None
 
@@ -492,12 +594,15 @@ def write_report(run_dir: PathLike) -> Path:
     drawn: list[str] = []
     skipped: dict[str, str] = {}
 
-    plot_accuracy_loss(records, path / "accuracy_loss.png")
+    model, privacy = config.get("model", "unknown model"), config.get("privacy", "unknown privacy")
+    who = f"{model}, {METHOD_LABELS.get(privacy, privacy)}"
+    plot_accuracy_loss(records, path / "accuracy_loss.png", who, len(class_names))
     drawn.append("accuracy_loss.png")
     if confusion.shape == (len(class_names), len(class_names)):
-        title = f"Confusion matrix, round {last['round']}"
+        title = f"Confusion matrix: {who}, round {last['round']}"
         plot_confusion(confusion, class_names, path / "confusion_matrix.png", title)
-        plot_one_vs_all(confusion, class_names, path / "confusion_one_vs_all.png")
+        plot_one_vs_all(confusion, class_names, path / "confusion_one_vs_all.png",
+                        f"One vs all: {who}, round {last['round']}")
         drawn += ["confusion_matrix.png", "confusion_one_vs_all.png"]
     else:
         skipped["confusion_matrix.png"] = skipped["confusion_one_vs_all.png"] = "no confusion matrix recorded"
@@ -507,22 +612,23 @@ def write_report(run_dir: PathLike) -> Path:
         warnings.warn(f"{path / missing} is missing; roc.png not drawn", RuntimeWarning)
         skipped["roc.png"] = f"`{missing}` is missing"
     else:
-        _plot_saved_roc(predictions, class_names, predictions_path(path, last["round"]), last["round"])
+        _plot_saved_roc(predictions, class_names, predictions_path(path, last["round"]), last["round"], who)
         drawn.append("roc.png")
-    plot_timings(records, path / "timings.png")
+    plot_timings(records, path / "timings.png", who)
     drawn.append("timings.png")
 
-    model, privacy = config.get("model", "unknown model"), config.get("privacy", "unknown privacy")
     lines = [
         f"# fedtrain report: {model}, privacy: {privacy}",
         "",
-        *_config_section(config, records),
+        *_results_section(config, records, class_names, confusion, predictions),
+        *_learned_section(config),
         *_table1_section(last, class_names),
         *_data_section(config),
         *_rounds_section(records),
         *_timing_section(records),
         *_bytes_section(records),
         *_figures_section(drawn, skipped),
+        *_config_section(config, records),
     ]
     report = path / REPORT_FILE
     tmp = report.with_name(REPORT_FILE + ".tmp")

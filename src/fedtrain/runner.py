@@ -464,6 +464,7 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
             record["epsilon"] = max(spent)
             record["epsilon_per_client"] = {str(c): e for c, e in zip(ctx.clients, spent)}
             record["delta"] = ctx.config.delta
+            record["noise_multiplier"] = max(c.dp.noise_multiplier for c in ctx.clients.values())
         record["timings"]["evaluate"] = evaluate_time
         record["timings"]["round"] = time.perf_counter() - t0
         record["wall_time"] = record["timings"]["round"]
