@@ -9,11 +9,12 @@ with a fixed seed so a report is the same every time it is drawn.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile
 BOOTSTRAP_RESAMPLES = 1000
@@ -85,11 +86,24 @@ def balanced_accuracy(confusion: np.ndarray) -> float:
     return float(np.mean(np.diag(confusion)[present] / support[present])) if present.any() else math.nan
 
 
-def _auc(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
-    positive = y_true == k
-    if positive.all() or not positive.any():
-        return math.nan
-    return float(roc_auc_score(positive, scores[:, k]))
+def _aucs_batched(y: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """AUC of class k for each row of y (R, n) and scores (R, n): Mann-Whitney, NaN where one-sided."""
+    positive = y == k
+    n_pos = positive.sum(axis=1).astype(np.float64)
+    n_neg = y.shape[1] - n_pos
+    ranks = rankdata(scores, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((ranks * positive).sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+
+
+def _balanced_batched(y: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """Balanced accuracy of each row of y and predicted (R, n)."""
+    support = np.stack([(y == k).sum(axis=1) for k in range(num_classes)], axis=1)
+    correct = np.stack([((y == k) & (predicted == k)).sum(axis=1) for k in range(num_classes)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+    return np.nanmean(recall, axis=1)
 
 
 def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, num_classes: int,
@@ -99,23 +113,23 @@ def bootstrap_intervals(y_true: np.ndarray, probs: np.ndarray, num_classes: int,
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     predicted = probs.argmax(axis=1)
-
-    def stats(idx: np.ndarray) -> np.ndarray:
-        y, p = y_true[idx], probs[idx]
-        aucs = [_auc(y, p, k) for k in range(num_classes)]
-        confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-        np.add.at(confusion, (y, predicted[idx]), 1)
-        defined = [a for a in aucs if not math.isnan(a)]
-        return np.array([*aucs, np.mean(defined) if defined else math.nan, balanced_accuracy(confusion)])
-
-    point = stats(np.arange(y_true.size))
     rng = np.random.default_rng(seed)
-    draws = np.array([stats(rng.integers(0, y_true.size, y_true.size)) for _ in range(resamples)])
+    idx = np.concatenate([np.arange(y_true.size)[None], rng.integers(0, y_true.size, (resamples, y_true.size))])
+    y = y_true[idx]  # row 0: the test set itself (the point values), then the resamples
+    aucs = np.stack([_aucs_batched(y, probs[idx, k], k) for k in range(num_classes)], axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a resample where no class has an AUC
+        macro = np.nanmean(aucs, axis=1)
+        balanced = _balanced_batched(y, predicted[idx], num_classes)
+    table = np.column_stack([aucs, macro, balanced])
     out = []
-    for j, value in enumerate(point):
-        column = draws[:, j][~np.isnan(draws[:, j])]
-        if math.isnan(value) or column.size < resamples // 2:
-            out.append(Interval(value, math.nan, math.nan) if not math.isnan(value) else NAN)
+    for j in range(table.shape[1]):
+        value, column = table[0, j], table[1:, j]
+        column = column[~np.isnan(column)]
+        if math.isnan(value):
+            out.append(NAN)
+        elif column.size < resamples // 2:
+            out.append(Interval(float(value), math.nan, math.nan))
         else:
             low, high = np.percentile(column, [2.5, 97.5])
             out.append(Interval(float(value), float(low), float(high)))
