@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,8 +347,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
               progress: Callable[[int, int], Any] | None = None) -> RunContext:
-    """Loads data, partitions it, makes keys, clients, server and evaluator (resuming if asked)."""
+    """Loads data, partitions it, makes keys, clients, server and evaluator (resuming if asked).
+
+    A new run that fails while being set up (a bad --weights file, say) leaves nothing behind:
+    the run folder and the key folder it created are removed again.
+    """
     out = Path(out_dir)
+    fresh_out = not resume and not (out.exists() and any(out.iterdir()))
+    keys_before = config.keys
+    fresh_keys = keys_before is None or not Path(keys_before).expanduser().exists()
+    try:
+        return _setup_run(config, out, resume=resume, progress=progress)
+    except BaseException:
+        if fresh_out:
+            shutil.rmtree(out, ignore_errors=True)
+            if fresh_keys and config.keys is not None:
+                shutil.rmtree(Path(config.keys).expanduser(), ignore_errors=True)
+        raise
+
+
+def _setup_run(config: RunConfig, out: Path, *, resume: bool,
+               progress: Callable[[int, int], Any] | None) -> RunContext:
     if resume:
         config_path = out / "config.json"
         if not config_path.exists():

@@ -195,3 +195,15 @@ def test_resume_names_a_damaged_checkpoint_and_the_round_before(trained, tmp_pat
     redone = torch.load(copy / "checkpoints" / "round_0002.pt", weights_only=True)["vector"]
     original = torch.load(trained / "checkpoints" / "round_0002.pt", weights_only=True)["vector"]
     assert torch.equal(redone, original)
+
+
+def test_a_failed_start_leaves_nothing_behind(digits_folder, tmp_path):
+    bad_weights = tmp_path / "weights.pt"
+    bad_weights.write_bytes(b"not a state dict")
+    keys = tmp_path / "keys"
+    out = tmp_path / "run"
+    code, _, err = run_cli(["run", "--data", str(digits_folder), "--out", str(out), "--keys", str(keys),
+                            "--weights", str(bad_weights), "--key-bits", "512", "--insecure-keys", "--rounds", "1",
+                            "--clients", "2", "--image-size", "16", "--device", "cpu", "--quiet"])
+    assert code == 2 and "weights" in err, err
+    assert not out.exists() and not keys.exists()
