@@ -340,3 +340,76 @@ def test_out_of_range_values_name_the_array_and_the_fix(keys_2048):
         encrypt_weighted(strategy.codec, keys_2048[1], np.array([100.0]), 1, 10, name="array 'w'")
     with pytest.raises(fp.SummandLimitError, match="max_summands"):
         encrypt_weighted(strategy.codec, keys_2048[1], np.array([1.0]), 11, 10)
+
+
+# ---- the README's examples ---------------------------------------------------------------------------
+
+
+def readme_flower_block(index: int) -> str:
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = text.split("\n## Flower\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)[index]
+
+
+def test_readme_numpy_example_runs_encrypted(key_files):
+    namespace: dict = {}
+    exec(compile(readme_flower_block(0), "README.md", "exec"), namespace)
+    grid = LocalGrid(namespace["client_app"], node_configs(key_files[0]))
+    context = Context(run_id=1, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(),
+                      run_config={"fastpaillier-public-key": str(key_files[1])})
+    namespace["server_app"](grid, context)
+    assert len(grid.server_received) == 3 * len(SAMPLES)
+    for reply in grid.server_received:
+        assert not reply.has_error(), reply.error.reason
+        assert all(a.stype == STYPE for r in reply.content.array_records.values() for a in r.values())
+
+
+def test_pytorch_template_flow_gives_fedavg(keys_2048, key_files):
+    """The PyTorch template's ClientApp code (state_dict in and out) unchanged, with paillier_mod."""
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 2, 3)
+            self.fc = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+    seen: dict = {}
+    app = ClientApp(mods=[paillier_mod])
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        model = Net()
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        seen[(msg.content["config"]["server-round"], context.node_id)] = {
+            k: v.clone() for k, v in model.state_dict().items()}
+        torch.manual_seed(context.node_id)
+        x, y = torch.randn(SAMPLES[context.node_id], 1, 4, 4), torch.randint(0, 2, (SAMPLES[context.node_id],))
+        opt = torch.optim.SGD(model.parameters(), lr=msg.content["config"]["lr"])
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen[("out", msg.content["config"]["server-round"], context.node_id)] = {
+            k: v.detach().clone().double() for k, v in model.state_dict().items()}
+        metrics = MetricRecord({"train_loss": loss.item(), "num-examples": len(x)})
+        return Message(RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics}), reply_to=msg)
+
+    torch.manual_seed(0)
+    strategy = PaillierFedAvg(keys_2048[0], min_available_nodes=3, min_train_nodes=3, fraction_evaluate=0.0)
+    grid = LocalGrid(app, node_configs(key_files[0]))
+    strategy.start(grid=grid, initial_arrays=ArrayRecord(Net().state_dict()), num_rounds=2,
+                   train_config=ConfigRecord({"lr": 0.5}))
+    assert not [r.error.reason for r in grid.server_received if r.has_error()]
+    total = sum(SAMPLES.values())
+    for name, got in seen[(2, 1)].items():
+        expected = sum(SAMPLES[n] * seen[("out", 1, n)][name] for n in SAMPLES) / total
+        bound = strategy.codec.max_rounding_error(total) / total + expected.abs() * np.finfo(np.float32).eps
+        assert got.dtype == torch.float32 and got.shape == expected.shape
+        assert bool(((got.double() - expected).abs() <= bound).all()), name
