@@ -320,11 +320,17 @@ def test_aggregate_train_leaves_out_plaintext_and_malformed_replies(keys_2048, k
         return {"w": to_array(encrypt_weighted(codec, private_key, x, n, 1000), dtype=np.float32),
                 NUM_EXAMPLES_KEY: to_array(private_key.encrypt(np.array([n])))}
 
+    def encrypt_weighted_max(x):
+        from fastpaillier.flwr import encrypt_weighted
+
+        return encrypt_weighted(codec, private_key, x, 1, codec.max_summands)
+
     x1, x2 = np.full(3, 0.5, dtype=np.float32), np.full(3, -1.5, dtype=np.float32)
     replies = [reply(1, encrypted(x1, 1)), reply(2, encrypted(x2, 3)),
                reply(3, {"w": Array(np.full(3, 99.0, dtype=np.float32))}),            # plaintext: never added
                reply(4, {**encrypted(x1, 5), "w": Array(dtype="float32", shape=(3,), stype=STYPE,
-                                                            data=b"FPAI garbage")})]  # malformed
+                                                            data=b"FPAI garbage")}),  # malformed
+               reply(5, {**encrypted(x1, 5), "w": to_array(encrypt_weighted_max(x1))})]  # over its headroom
     arrays, metrics = strategy.aggregate_train(1, replies)
     assert set(arrays) == {"w", NUM_EXAMPLES_KEY} and metrics["loss"] == 1.0
     mean = decrypt_arrayrecord(arrays, private_key)["w"].numpy()

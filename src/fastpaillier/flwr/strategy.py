@@ -99,8 +99,13 @@ class PaillierFedAvg(FedAvg):
         """FedAvg's evaluate messages, with the fastpaillier parameters for paillier_mod."""
         return self._with_config(super().configure_evaluate(server_round, arrays, config, grid))
 
-    def _parse_reply(self, content: RecordDict) -> dict[str, EncryptedArray]:
-        """The encrypted arrays of one train reply, checked against this strategy's key and codec."""
+    def _parse_reply(self, content: RecordDict, replies: int) -> dict[str, EncryptedArray]:
+        """The encrypted arrays of one of `replies` train replies, checked against this strategy's key and codec.
+
+        Each array may claim at most max_summands // replies summands (the bound configure_train
+        sent is no larger), so that the sum of the replies stays within the codec's headroom.
+        """
+        bound = self.codec.max_summands // max(replies, 1)
         if len(content.array_records) != 1:
             raise InvalidArgumentError(f"expected one ArrayRecord, got {len(content.array_records)}")
         record = next(iter(content.array_records.values()))
@@ -114,6 +119,10 @@ class PaillierFedAvg(FedAvg):
             expected = None if key == NUM_EXAMPLES_KEY else self.codec
             if encrypted.codec != expected:
                 raise InvalidArgumentError(f"array {key!r} was encoded with {encrypted.codec!r}, expected {expected!r}")
+            limit = 1 if expected is None else bound
+            if encrypted.summands > limit:
+                raise InvalidArgumentError(
+                    f"array {key!r} claims {encrypted.summands} summands, more than the {limit} a reply may hold")
             parsed[key] = encrypted
         if parsed[NUM_EXAMPLES_KEY].shape != (1,):
             raise InvalidArgumentError(f"{NUM_EXAMPLES_KEY!r} must have shape (1,)")
@@ -126,7 +135,7 @@ class PaillierFedAvg(FedAvg):
         accepted: list[tuple[Message, dict[str, EncryptedArray]]] = []
         for message in valid:
             try:
-                parsed = self._parse_reply(message.content)
+                parsed = self._parse_reply(message.content, len(valid))
             except (FastPaillierError, TypeError, ValueError) as exc:
                 log(WARNING, "aggregate_train: reply from node %d left out: %s", message.metadata.src_node_id, exc)
                 continue
