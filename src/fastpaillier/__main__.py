@@ -1,6 +1,7 @@
 """Crypto demo: encrypted aggregation of K clients' model updates on built-in synthetic data.
 
 Run with ``python -m fastpaillier [--bits 2048] [--clients 4] [--values 200000]``.
+``python -m fastpaillier keygen --out DIR`` writes a key pair instead (see _keygen.py).
 Each simulated client holds a synthetic model update (deterministic, seeded);
 clients pack and encrypt their updates, a server holding only the public key
 adds the ciphertexts, and a client decrypts the aggregate.  The demo checks
@@ -26,8 +27,15 @@ def synthetic_updates(clients: int, values: int, seed: int = 0) -> list[np.ndarr
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the demo; returns a process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m fastpaillier", description=__doc__.splitlines()[0])
+    """Runs the demo (or the keygen command); returns a process exit code."""
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in[:1] == ["keygen"]:
+        from ._keygen import keygen
+
+        return keygen(args_in[1:])
+    parser = argparse.ArgumentParser(prog="python -m fastpaillier", description=__doc__.splitlines()[0],
+                                     epilog="Key files for deployment: python -m fastpaillier keygen --out DIR "
+                                            "(see keygen --help).")
     parser.add_argument("--bits", type=int, default=2048, help="key size in bits (default 2048)")
     parser.add_argument("--clients", type=int, default=4, help="number of simulated clients")
     parser.add_argument("--values", type=int, default=200_000, help="values per client update")
