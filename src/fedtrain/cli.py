@@ -86,6 +86,13 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                      help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
     run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
+    run.add_argument("--rounding", default="stochastic",
+                     help="rounding of the encoded updates: stochastic (unbiased, bits from seed, round and "
+                          "client) or nearest (deterministic, biased towards dropping small updates)")
+    if privacy:
+        run.add_argument("--shadow-plain", action="store_true",
+                         help="paillier: also run plain FedAvg with the same seed and record the per-round distance "
+                              "and its bound (3x the training time)")
     run.add_argument("--avg", default="weighted", help="weighted (by sample count) or mean (the paper's)")
     run.add_argument("--partition", default="iid", help="iid or dirichlet")
     run.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (non-IID)")
@@ -95,6 +102,10 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--batch-size", type=int, default=16)
     run.add_argument("--lr", type=float, default=0.01)
     run.add_argument("--optimizer", default="sgd", help="sgd or adam")
+    run.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    run.add_argument("--bn-stats", default="recompute",
+                     help="BatchNorm running statistics each client sends: recompute (one pass over its data with "
+                          "the final local weights) or running (PyTorch's moving average during training)")
     run.add_argument("--image-size", type=int, default=128)
     run.add_argument("--demo-train-per-class", type=int, default=320)
     run.add_argument("--demo-test-per-class", type=int, default=80)
@@ -109,10 +120,11 @@ def _config(args: argparse.Namespace):
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
                      privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
-                     value_bits=args.value_bits, randomness=args.randomness, avg=args.avg,
+                     value_bits=args.value_bits, rounding=args.rounding, randomness=args.randomness, avg=args.avg,
                      partition=args.partition, alpha=args.alpha,
                      device=args.device, amp=args.amp, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                     optimizer=args.optimizer, image_size=args.image_size,
+                     optimizer=args.optimizer, momentum=args.momentum, bn_stats=args.bn_stats,
+                     image_size=args.image_size, shadow_plain=getattr(args, "shadow_plain", False),
                      demo_train_per_class=args.demo_train_per_class,
                      demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators,
                      cut=args.cut, target_epsilon=args.target_epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm)
