@@ -11,7 +11,7 @@ from typing import Sequence
 
 import fastpaillier as fp
 
-from .errors import FedTrainError
+from .errors import ConfigError, FedTrainError
 
 log = logging.getLogger("fedtrain")
 
@@ -51,10 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", default="resnet50,densenet121", help="comma-separated models")
     compare.add_argument("--privacy", default="none,paillier,dp,split", help="comma-separated privacy methods")
     compare.add_argument("--quick", action="store_true",
-                         help="demo data, smallcnn, 64x64, 160 images per class, 4 rounds, lr 0.05: a few minutes "
+                         help="demo data, smallcnn, 64x64, 160 images per class, 4 rounds: a few minutes "
                               "on 2 CPU cores (options given explicitly win)")
     compare.add_argument("--encrypted-images", action="store_true",
                          help="also run the experiment that trains a CNN on Paillier-encrypted pixels")
+    compare.add_argument("--seeds", default=None,
+                         help="comma-separated seeds for plain against Paillier FedAvg (default: the --seed and the "
+                              "next two); the first runs every method")
     compare.add_argument("--out", help="output folder (default: runs/compare-<time>)")
     compare.add_argument("--quiet", action="store_true")
     report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
@@ -100,9 +103,10 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--lr", type=float, default=0.01)
+    run.add_argument("--lr", type=float, default=0.05, help="client learning rate")
     run.add_argument("--optimizer", default="sgd", help="sgd or adam")
-    run.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    run.add_argument("--momentum", type=float, default=0.0,
+                     help="SGD momentum of the clients (their optimizer restarts every round)")
     run.add_argument("--bn-stats", default="recompute",
                      help="BatchNorm running statistics each client sends: recompute (one pass over its data with "
                           "the final local weights) or running (PyTorch's moving average during training)")
@@ -192,10 +196,14 @@ def _run(args: argparse.Namespace) -> int:
     def on_round(record: dict) -> None:
         bars.round_done(record)
         t = record["timings"]
+        sh = record.get("shadow")
         log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | train %.1fs, encrypt %.1fs, "
-                 "aggregate %.1fs, decrypt %.1fs%s", record["round"], record["accuracy"], record["macro_f1"],
+                 "aggregate %.1fs, decrypt %.1fs%s%s", record["round"], record["accuracy"], record["macro_f1"],
                  record["test_loss"], t["train"], t["encrypt"], t["aggregate"], t["decrypt"],
-                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "")
+                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "",
+                 f" | plain shadow: accuracy {sh['plain_accuracy']:.4f}, distance {sh['distance']:.2e} "
+                 f"(growth bound {sh['growth_bound']:.2e}), one round within the codec bound: "
+                 f"{'yes' if sh['step_within_bound'] else 'NO'}" if sh else "")
 
     run_rounds(ctx, on_round=on_round)
     bars.rounds.close()
@@ -204,8 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK = dict(models="smallcnn", image_size=64, rounds=4, demo_train_per_class=160, demo_test_per_class=20,
-             lr=0.05)
+QUICK = dict(models="smallcnn", image_size=64, rounds=4, demo_train_per_class=160, demo_test_per_class=20)
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -220,7 +227,13 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     methods = [m.strip() for m in args.privacy.split(",") if m.strip()]
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    path = run_comparison(base, out, models=models, methods=methods, encrypted_images=args.encrypted_images)
+    try:
+        seeds = ([int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds
+                 else [base.seed, base.seed + 1, base.seed + 2])
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    path = run_comparison(base, out, models=models, methods=methods, encrypted_images=args.encrypted_images,
+                          seeds=seeds)
     print(f"Comparison: {path}")
     return 0
 

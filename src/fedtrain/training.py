@@ -24,9 +24,9 @@ class LocalTrainingConfig:
 
     epochs: int = 1
     batch_size: int = 16
-    lr: float = 0.01
+    lr: float = 0.05
     optimizer: str = "sgd"
-    momentum: float = 0.9
+    momentum: float = 0.0
     weight_decay: float = 0.0
     amp: bool = False
     bn_stats: str = "recompute"  # BatchNorm running statistics sent to FedAvg: see recompute_batchnorm_stats
