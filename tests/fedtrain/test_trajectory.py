@@ -24,7 +24,7 @@ from torch import nn
 import fedtrain.client as client_module
 import fedtrain.models as models_module
 import fedtrain.runner as runner_module
-from fedtrain.runner import RunConfig, run
+from fedtrain.runner import RunConfig, run, run_rounds, setup_run
 
 ROUNDS = 4
 
@@ -93,7 +93,7 @@ def _check_trajectory(tmp_path: Path, config: RunConfig) -> list[dict]:
     assert shadows[0]["distance"] == pytest.approx(shadows[0]["step_error"])  # round 1: the same start model
     assert all(sh["distance"] > 0 for sh in shadows)  # the codec did round something
     # The shadow is an independent plain run: bit-identical to one made on its own.
-    run(dataclasses.replace(config, privacy="none", shadow_plain=False), tmp_path / "plain")
+    run_rounds(setup_run(dataclasses.replace(config, privacy="none", shadow_plain=False), tmp_path / "plain"))
     for r, (shadow, plain) in enumerate(zip(_vectors(tmp_path / "paillier", "shadow_vector"),
                                             _vectors(tmp_path / "plain")), 1):
         assert np.array_equal(shadow, plain), f"round {r}: plain FedAvg depends on what else ran in the process"
