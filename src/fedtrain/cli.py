@@ -65,10 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--models", default="resnet50,densenet121", help="comma-separated models")
     compare.add_argument("--privacy", default="none,paillier,dp,split", help="comma-separated privacy methods")
     compare.add_argument("--quick", action="store_true",
-                         help="demo data, smallcnn, 64x64, 160 images per class, 4 rounds, lr 0.05: a few minutes "
+                         help="demo data, smallcnn, 64x64, 160 images per class, 4 rounds: a few minutes "
                               "on 2 CPU cores (options given explicitly win)")
     compare.add_argument("--encrypted-images", action="store_true",
                          help="also run the experiment that trains a CNN on Paillier-encrypted pixels")
+    compare.add_argument("--seeds", default=None,
+                         help="comma-separated seeds for plain against Paillier FedAvg (default: the --seed and the "
+                              "next two); the first runs every method")
     compare.add_argument("--out", help="output folder (default: runs/compare-<time>)")
     compare.add_argument("--quiet", action="store_true")
     report = sub.add_parser("report", help="(re)draw the plots and report.md of a run directory")
@@ -120,6 +123,13 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                      help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
     run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
+    run.add_argument("--rounding", default="stochastic",
+                     help="rounding of the encoded updates: stochastic (unbiased, bits from seed, round and "
+                          "client) or nearest (deterministic, biased towards dropping small updates)")
+    if privacy:
+        run.add_argument("--shadow-plain", action="store_true",
+                         help="paillier: also run plain FedAvg with the same seed and record the per-round distance "
+                              "and its bound (3x the training time)")
     run.add_argument("--avg", default="weighted", help="weighted (by sample count) or mean (the paper's)")
     run.add_argument("--partition", default="iid", help="iid or dirichlet")
     run.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration (non-IID)")
@@ -128,8 +138,13 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--seed", type=int, default=0,
                      help="seed of the data split, partition, initial model, data order and client selection")
     run.add_argument("--batch-size", type=int, default=16, help="local training batch size")
-    run.add_argument("--lr", type=float, default=0.01, help="local learning rate")
+    run.add_argument("--lr", type=float, default=0.05, help="local (client) learning rate")
     run.add_argument("--optimizer", default="sgd", help="sgd or adam")
+    run.add_argument("--momentum", type=float, default=0.0,
+                     help="SGD momentum of the clients (their optimizer restarts every round)")
+    run.add_argument("--bn-stats", default="recompute",
+                     help="BatchNorm running statistics each client sends: recompute (one pass over its data with "
+                          "the final local weights) or running (PyTorch's moving average during training)")
     run.add_argument("--image-size", type=int, default=128, help="images are resized to this many pixels square")
     run.add_argument("--demo-train-per-class", type=int, default=320, help="demo data: training images per class")
     run.add_argument("--demo-test-per-class", type=int, default=80, help="demo data: test images per class")
@@ -144,10 +159,11 @@ def _config(args: argparse.Namespace):
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
                      privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
-                     value_bits=args.value_bits, randomness=args.randomness, avg=args.avg,
+                     value_bits=args.value_bits, rounding=args.rounding, randomness=args.randomness, avg=args.avg,
                      partition=args.partition, alpha=args.alpha,
                      device=args.device, amp=args.amp, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-                     optimizer=args.optimizer, image_size=args.image_size,
+                     optimizer=args.optimizer, momentum=args.momentum, bn_stats=args.bn_stats,
+                     image_size=args.image_size, shadow_plain=getattr(args, "shadow_plain", False),
                      demo_train_per_class=args.demo_train_per_class,
                      demo_test_per_class=args.demo_test_per_class, precompute=args.precompute_obfuscators,
                      cut=args.cut, target_epsilon=args.target_epsilon, delta=args.delta, max_grad_norm=args.max_grad_norm,
@@ -226,12 +242,16 @@ def _run(args: argparse.Namespace) -> int:
     def on_round(record: dict) -> None:
         bars.round_done(record)
         t = record["timings"]
+        sh = record.get("shadow")
         phases = f"train {t['train']:.1f}s"
         if ctx.config.privacy == "paillier":  # the other modes neither encrypt nor decrypt
             phases += f", encrypt {t['encrypt']:.1f}s, aggregate {t['aggregate']:.1f}s, decrypt {t['decrypt']:.1f}s"
-        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | %s%s", record["round"],
+        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | %s%s%s", record["round"],
                  record["accuracy"], record["macro_f1"], record["test_loss"], phases,
-                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "")
+                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "",
+                 f" | plain shadow: accuracy {sh['plain_accuracy']:.4f}, distance {sh['distance']:.2e} "
+                 f"(growth bound {sh['growth_bound']:.2e}), one round within the codec bound: "
+                 f"{'yes' if sh['step_within_bound'] else 'NO'}" if sh else "")
 
     run_rounds(ctx, on_round=on_round)
     bars.rounds.close()
@@ -278,8 +298,7 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-QUICK = dict(models="smallcnn", image_size=64, rounds=4, demo_train_per_class=160, demo_test_per_class=20,
-             lr=0.05)
+QUICK = dict(models="smallcnn", image_size=64, rounds=4, demo_train_per_class=160, demo_test_per_class=20)
 
 
 def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -294,7 +313,13 @@ def _compare(args: argparse.Namespace, argv: Sequence[str]) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     methods = [m.strip() for m in args.privacy.split(",") if m.strip()]
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    path = run_comparison(base, out, models=models, methods=methods, encrypted_images=args.encrypted_images)
+    try:
+        seeds = ([int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds
+                 else [base.seed, base.seed + 1, base.seed + 2])
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    path = run_comparison(base, out, models=models, methods=methods, encrypted_images=args.encrypted_images,
+                          seeds=seeds)
     print(f"Comparison: {path}")
     return 0
 

@@ -19,13 +19,13 @@ import fastpaillier as fp
 from .data import ImageSet
 from .differential_privacy import DPConfig, DPTrainer
 from .errors import ConfigError, ProtocolError
-from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
+from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
 from .sealing import SealingKey
-from .secure_aggregation import (EncodingPlan, chunk_bounds, round_up_to_grid, scaled_update,
-                                 tensor_max_abs, unscale)
-from .training import LocalTrainingConfig, seed_everything, train_local
+from .secure_aggregation import (EncodingPlan, chunk_bounds, quantize, rounding_bound, rounding_rng,
+                                 scale_statistics, scaled_update, scales_from_statistics, tensor_max_abs, unscale)
+from .training import LocalTrainingConfig, local_rng, train_local
 
 ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
 
@@ -127,18 +127,20 @@ class Client:
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
         secure = message.get("privacy") == "paillier"
-        plan = EncodingPlan(int(message.get("value_bits")), len(message.get("selected")))
+        weighted = message.get("avg") == "weighted"
+        plan = EncodingPlan(int(message.get("value_bits")), len(message.get("selected")),
+                            rounding=message.get("rounding"), weighted=weighted) if secure else None
         if secure and self._precompute:
             self._start_precompute(plan)
         model = self.models.load(global_vector)
-        generator = seed_everything(self.seed, r, self.cid)
         bar = self._progress(self.cid, r) if self._progress else None
-        if self.dp is not None:
-            loss = self.dp.train(model, self.data, self.training, device=self.device, generator=generator,
-                                 progress=bar)
-        else:
-            loss = train_local(model, self.data, self.training, device=self.device, generator=generator,
-                               progress=bar)
+        with local_rng(self.seed, r, self.cid, device=self.device) as generator:
+            if self.dp is not None:
+                loss = self.dp.train(model, self.data, self.training, device=self.device, generator=generator,
+                                     progress=bar)
+            else:
+                loss = train_local(model, self.data, self.training, device=self.device, generator=generator,
+                                   progress=bar)
         model.to("cpu")
         local = self.models.vector()
         self._tick("train", start)
@@ -150,11 +152,11 @@ class Client:
                                {"model": vector_to_bytes(local)})
         start = _now()
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
-        count = self.num_samples if message.get("avg") == "weighted" else 1
-        maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
+        count = self.num_samples if weighted else 1
+        stats = scale_statistics(tensor_max_abs(delta, self.models.layout), count, plan)
         stats_codec = plan.stats_codec(self._key.public_key)
         enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
-        enc_max = stats_codec.encrypt(maxima, self._key)
+        enc_max = stats_codec.encrypt(stats, self._key)
         sealed = self._sealing.seal(json.dumps(report).encode(), f"report:{r}:{self.cid}")
         self._state = {"round": r, "global": global_vector, "delta": delta, "count": count, "plan": plan,
                        "selected": list(message.get("selected")), "leader": message.get("leader")}
@@ -177,14 +179,16 @@ class Client:
         start = _now()
         pk = self._key.public_key
         total = int(self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("count"), pk))[0])
-        scales = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
-        if total < state["count"] or scales.shape != (self.models.layout.num_tensors,):
+        summed = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
+        if total < state["count"] or summed.shape != (self.models.layout.num_tensors,):
             raise ProtocolError("aggregated statistics are inconsistent with this client's own")
+        scales = scales_from_statistics(summed, total)
         self._tick("decrypt", start)
         start = _now()
         plan: EncodingPlan = state["plan"]
         codec = plan.update_codec(pk)
-        x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
+        x = quantize(scaled_update(state["delta"], state["count"] / total, scales, self.models.layout), plan,
+                     rounding_rng(self.seed, r, self.cid))
         blobs = {}
         for j, (a, b) in enumerate(chunk_bounds(x.size, len(state["selected"]), codec.slots)):
             if b > a:
@@ -225,10 +229,17 @@ class Client:
                     raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
                 decoded[a:b] = part
         delta = unscale(decoded, state["scales"], self.models.layout)
-        new_global = apply_delta(state["global"], delta)
+        new_global = clamp_variances(apply_delta(state["global"], delta), self.models.layout)
         sealed = self._sealing.seal(vector_to_bytes(new_global), global_context(r))
         self._tick("decrypt", start)
         return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
+
+    def rounding_bound(self) -> np.ndarray | None:
+        """Per-position bound on the codec's error in this client's last secure round (None before one)."""
+        state = self._state
+        if "scales" not in state:
+            return None
+        return rounding_bound(state["scales"], state["plan"], len(state["selected"]), self.models.layout)
 
     def _require_state(self, r: int) -> dict:
         if self._state.get("round") != r:

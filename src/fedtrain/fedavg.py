@@ -105,6 +105,22 @@ def apply_delta(global_vector: np.ndarray, delta: np.ndarray) -> np.ndarray:
     return (global_vector.astype(np.float64) + delta).astype(np.float32)
 
 
+def clamp_variances(vector: np.ndarray, layout: ModelLayout) -> np.ndarray:
+    """A copy of `vector` whose BatchNorm running variances are at least 0.
+
+    Exact FedAvg of variances is never negative; an encrypted aggregate can be, by
+    the codec's rounding, where a channel's variance is small next to its tensor's
+    largest update, and BatchNorm would then take the square root of a negative
+    number.  Raising such a value to 0 moves it towards the exact average, never away.
+    """
+    out = np.array(vector, dtype=np.float32, copy=True)
+    for slot in layout.slots:
+        if slot.name.endswith("running_var"):
+            view = out[slot.offset:slot.offset + slot.size]
+            np.maximum(view, 0.0, out=view)
+    return out
+
+
 def fedavg(global_vector: np.ndarray, local_vectors: Sequence[np.ndarray], sample_counts: Sequence[int],
            mode: str = "weighted") -> np.ndarray:
     """Plain FedAvg: the weighted mean of the clients' models (as global + weighted mean update)."""

@@ -497,6 +497,47 @@ def _rounds_section(records: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _sci(value: Any) -> str:
+    """A number in 2-digit scientific notation, or "n/a"."""
+    v = _num(value)
+    return "n/a" if math.isnan(v) else f"{v:.2e}"
+
+
+def _shadow_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """--shadow-plain: the encrypted model against plain FedAvg, per round, with the bounds it must meet."""
+    rows = []
+    for r in records:
+        sh = r.get("shadow")
+        if not sh:
+            continue
+        rows.append([str(r["round"]), _pct(r.get("accuracy")), _pct(sh.get("plain_accuracy")),
+                     _sci(sh.get("distance")), _sci(sh.get("growth_bound")),
+                     _fixed(sh.get("expansion"), 2) if sh.get("expansion") is not None else "-",
+                     f"{sh.get('worst_tensor', '')} ({_sci(sh.get('worst_tensor_distance'))})",
+                     _sci(sh.get("step_error")), _sci(sh.get("step_bound")),
+                     "yes" if sh.get("step_within_bound") else "**NO**"])
+    if not rows:
+        return []
+    return [
+        "## Encrypted against plain FedAvg (--shadow-plain)",
+        "",
+        "Plain FedAvg with the same seed, data and clients ran beside this run. Distances are relative L2 "
+        "norms over the whole model vector (BatchNorm statistics included), relative to the plain model.",
+        "",
+        "- *Distance*: this run's global model against the independent plain run's after the same round.",
+        "- *One round*: this round's encrypted aggregate against plain FedAvg of the same round from the same "
+        "start model; it may differ by the codec's rounding only, at most K 2^-f S_t per position "
+        "(stochastic rounding; K 2^-(f+1) S_t to nearest), plus one float32 rounding (*bound*). "
+        "*Within bound* checks every position.",
+        "- *Growth bound* B_t = |bound_t| + lambda_t B_(t-1) >= distance, where lambda_t (*expansion*) is how "
+        "much one plain round magnified the difference between the two start models (measured on plain rounds).",
+        "",
+        *_table(["Round", "Accuracy (%)", "Plain accuracy (%)", "Distance", "Growth bound", "Expansion",
+                 "Furthest tensor (relative)", "One round: error", "One round: bound", "Within bound"], rows),
+        "",
+    ]
+
+
 def _timing_section(records: Sequence[dict[str, Any]]) -> list[str]:
     """Mean seconds per round of each phase, its share of the round, and the encryption overhead."""
     if not any(rec.get("timings") for rec in records):
@@ -625,6 +666,7 @@ def write_report(run_dir: PathLike) -> Path:
         *_table1_section(last, class_names),
         *_data_section(config),
         *_rounds_section(records),
+        *_shadow_section(records),
         *_timing_section(records),
         *_bytes_section(records),
         *_figures_section(drawn, skipped),

@@ -37,6 +37,7 @@ from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
 from .sealing import SealingKey
+from .secure_aggregation import ROUNDING_MODES
 from .server import PRIVACY_MODES, Server, select_clients
 from .split_learning import SplitLearning, resolve_cut
 from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
@@ -64,6 +65,7 @@ class RunConfig:
     key_bits: int = 2048
     insecure_keys: bool = False
     value_bits: int = 16
+    rounding: str = "stochastic"
     randomness: str = "djn"
     avg: str = "weighted"
     partition: str = "iid"
@@ -72,9 +74,10 @@ class RunConfig:
     amp: bool = False
     seed: int = 0
     batch_size: int = 16
-    lr: float = 0.01
+    lr: float = 0.05
     optimizer: str = "sgd"
-    momentum: float = 0.9
+    momentum: float = 0.0
+    bn_stats: str = "recompute"
     image_size: int = 128
     test_fraction: float = 0.2
     demo_train_per_class: int = 320
@@ -85,6 +88,7 @@ class RunConfig:
     max_grad_norm: float = 1.0
     cut: str | None = None
     keys: str | None = None  # folder of the clients' private key (default: default_keys_dir(run_id))
+    shadow_plain: bool = False
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def validate(self) -> None:
@@ -105,6 +109,10 @@ class RunConfig:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
         if self.randomness not in ("djn", "classic"):
             raise ConfigError(f"unknown --randomness {self.randomness!r}; choose djn or classic")
+        if self.rounding not in ROUNDING_MODES:
+            raise ConfigError(f"unknown --rounding {self.rounding!r}; choose stochastic or nearest")
+        if self.shadow_plain and self.privacy != "paillier":
+            raise ConfigError("--shadow-plain compares an encrypted run with plain FedAvg; use it with --privacy paillier")
         if not 4 <= self.value_bits <= 40:
             raise ConfigError(f"--value-bits must be between 4 and 40, got {self.value_bits}")
         if self.key_bits < fp.MIN_SECURE_BITS and not self.insecure_keys:
@@ -124,7 +132,8 @@ class RunConfig:
 
     def training(self) -> LocalTrainingConfig:
         return LocalTrainingConfig(epochs=self.local_epochs, batch_size=self.batch_size, lr=self.lr,
-                                   optimizer=self.optimizer, momentum=self.momentum, amp=self.amp)
+                                   optimizer=self.optimizer, momentum=self.momentum, amp=self.amp,
+                                   bn_stats=self.bn_stats)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
@@ -247,6 +256,7 @@ class RunContext:
     start_round: int
     split: SplitLearning | None = None
     device: torch.device | None = None
+    shadow: "PlainShadow | None" = None
 
 
 def default_keys_dir(run_id: str) -> Path:
@@ -419,6 +429,46 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
         if resume:
             _truncate_metrics(out, start_round - 1)
         return RunContext(config, out, data, None, {}, None, None, start_round, split=split, device=device)
+    fed = _federation(config, data, parts, device, private_key, progress)
+    shadow = None
+    if config.shadow_plain:
+        shadow = PlainShadow(_federation(dataclasses.replace(config, privacy="none", shadow_plain=False), data,
+                                         parts, device, None, None), fed.models.vector())
+    if start_round > 1:
+        state = _load_checkpoint(out, start_round - 1)
+        vector = state["vector"].numpy()
+        if private_key is not None:
+            fed.server.install_global(fed.clients[0].seal_global(vector, start_round - 1))
+        else:
+            fed.server.install_global(plain_global(vector, start_round - 1))
+        if shadow is not None:
+            if "shadow_vector" not in state:
+                raise CheckpointError(f"{checkpoint_path(out, start_round - 1)} holds no plain shadow model; "
+                                      "resume without --shadow-plain or start a new run")
+            last = [rec for rec in load_metrics(out) if int(rec["round"]) == start_round - 1]
+            shadow.restore(state["shadow_vector"].numpy(), last[-1].get("shadow", {}) if last else {})
+        log.info("resuming %s after round %d", out, start_round - 1)
+    if resume:  # even with no round complete: drop a half-written line the next round would append to
+        _truncate_metrics(out, start_round - 1)
+    return RunContext(config, out, data, fed.server, fed.clients, fed.evaluator, fed.transport, start_round,
+                      device=device, shadow=shadow)
+
+
+@dataclass
+class Federation:
+    """The parties of one FedAvg run: server, clients, their transport and the evaluator."""
+
+    server: Server
+    clients: dict[int, Client]
+    transport: InProcessTransport
+    evaluator: Evaluator
+    models: ModelCodec
+
+
+def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], device: torch.device,
+                private_key: fp.PrivateKey | None, progress: Callable[[int, int], Any] | None) -> Federation:
+    """Clients, server (holding the round-0 model) and evaluator of `config` on a partitioned data set."""
+    num_classes = len(data.class_names)
     clients = {}
     for cid, idx in enumerate(parts):
         key = fp.PrivateKey.from_bytes(private_key.to_bytes(), insecure=config.insecure_keys) \
@@ -429,31 +479,99 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
                               progress=progress, dp=config.dp_config(),
                               total_epochs=config.rounds * config.local_epochs)
     dp = config.privacy == "dp"
-    seed_everything(config.seed, 0, 0xA11)
-    initial = build_model(config.model, num_classes=num_classes, weights=config.weights, dp_compatible=dp)
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(config.seed, 0, 0xA11)
+        initial = build_model(config.model, num_classes=num_classes, weights=config.weights, dp_compatible=dp)
     models = ModelCodec(config.model, num_classes, dp_compatible=dp)
     models.model.load_state_dict(initial.state_dict())
     server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
                     privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
-                    model_size=models.layout.size,
+                    rounding=config.rounding, model_size=models.layout.size,
                     public_key=private_key.public_key if private_key is not None else None)
     server.initialize(models.vector())
-    if start_round > 1:
-        state = _load_checkpoint(out, start_round - 1)
-        vector = state["vector"].numpy()
-        if private_key is not None:
-            server.install_global(clients[0].seal_global(vector, start_round - 1))
-        else:
-            server.install_global(Message("global", start_round - 1, "client:0",
-                                          {"model_round": start_round - 1},
-                                          {"global": vector.astype("<f4").tobytes()}).to_bytes())
-        log.info("resuming %s after round %d", out, start_round - 1)
-    if resume:  # even with no round complete: drop a half-written line the next round would append to
-        _truncate_metrics(out, start_round - 1)
     sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
     evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
-    return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round,
-                      device=device)
+    return Federation(server, clients, InProcessTransport(clients), evaluator, models)
+
+
+def plain_global(vector: np.ndarray, model_round: int) -> bytes:
+    """A plain 'global' message holding `vector` after `model_round` rounds."""
+    return Message("global", model_round, "client:0", {"model_round": model_round},
+                   {"global": vector.astype("<f4").tobytes()}).to_bytes()
+
+
+def _l2(x: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(x, dtype=np.float64)))
+
+
+class PlainShadow:
+    """Plain FedAvg beside an encrypted run, to measure what encryption changes (--shadow-plain).
+
+    Each round it runs plain FedAvg twice with the same clients, data and seeds: once
+    from the encrypted run's own start model (the one-round check: the two results may
+    differ by the codec's rounding only, K 2^-f S_t per position), and once from its own
+    previous model (an independent plain run of the same seed: the trajectory distance).
+    With e_t the encrypted round's rounding, P_t the plain round from the encrypted start
+    and d_t the trajectory distance, d_t <= |e_t| + |P_t - plain_t| = |e_t| + lambda_t d_(t-1),
+    where lambda_t is the measured expansion of one plain round; so
+    d_t <= B_t = |bound_t| + lambda_t B_(t-1), the codec's bound of every round carried forward
+    by plain training's own sensitivity.  Costs two more local trainings per round.
+    """
+
+    def __init__(self, federation: Federation, initial: np.ndarray) -> None:
+        self.fed = federation
+        self.vector = initial.astype(np.float32)
+        self.distance = 0.0  # d_(t-1), absolute L2
+        self.bound = 0.0  # B_(t-1), absolute L2
+
+    def restore(self, vector: np.ndarray, last: dict) -> None:
+        """Continues after a resumed round: the shadow model and the last round's distance and bound."""
+        self.vector = vector.astype(np.float32)
+        self.distance = float(last.get("distance_l2", 0.0))
+        self.bound = float(last.get("growth_bound_l2", 0.0))
+
+    def _plain_round(self, start: np.ndarray, round_: int) -> np.ndarray:
+        self.fed.server.install_global(plain_global(start, round_ - 1))
+        run_round(self.fed.server, self.fed.transport, round_)
+        vector, _ = self.fed.evaluator.open(self.fed.server.global_message())
+        return vector
+
+    def step(self, round_: int, encrypted_start: np.ndarray, encrypted: np.ndarray,
+             bound: np.ndarray) -> dict[str, Any]:
+        """Runs round `round_` in plain twice and returns the shadow metrics of the encrypted result."""
+        t0 = time.perf_counter()
+        synced = self._plain_round(encrypted_start, round_)
+        plain = self._plain_round(self.vector, round_)
+        test_loss, y_true, probs = self.fed.evaluator.evaluate(plain)
+        enc64, synced64, plain64 = (v.astype(np.float64) for v in (encrypted, synced, plain))
+        ulp = np.spacing(np.maximum(np.abs(encrypted), np.abs(synced)).astype(np.float32)).astype(np.float64)
+        step_error = np.abs(enc64 - synced64)
+        step_limit = bound + ulp  # the codec's bound plus one float32 rounding of the stored model
+        distance = _l2(enc64 - plain64)
+        carried = _l2(synced64 - plain64)
+        expansion = carried / self.distance if self.distance > 0 else None
+        growth = _l2(step_limit) + (expansion or 0.0) * self.bound
+        if self.distance == 0 and carried > 0:  # equal starts gave different plain rounds: not deterministic
+            growth = float("inf")
+        layout = self.fed.models.layout
+        worst, worst_rel = "", 0.0
+        for slot in layout.slots:
+            a, b = slice(slot.offset, slot.offset + slot.size), plain64[slot.offset:slot.offset + slot.size]
+            rel = _l2(enc64[a] - b) / max(_l2(b), 1e-12)
+            if rel > worst_rel:
+                worst, worst_rel = slot.name, rel
+        norm = max(_l2(plain64), 1e-30)
+        self.vector, self.distance, self.bound = plain, distance, growth
+        return {
+            "plain_accuracy": float((probs.argmax(axis=1) == y_true).mean()), "plain_test_loss": test_loss,
+            "distance": distance / norm, "distance_l2": distance, "max_abs": float(np.abs(enc64 - plain64).max()),
+            "worst_tensor": worst, "worst_tensor_distance": worst_rel,
+            "growth_bound": growth / norm, "growth_bound_l2": growth, "expansion": expansion,
+            "step_error": _l2(step_error) / norm, "step_bound": _l2(step_limit) / norm,
+            "step_bound_ratio": float(np.max(step_error / step_limit)),
+            "step_within_bound": bool(np.all(step_error <= step_limit)),
+            "seconds": time.perf_counter() - t0,
+        }
 
 
 def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:
@@ -469,6 +587,7 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
             vector = ctx.split.state_vector()
             test_loss, y_true, probs = predict(ctx.split.full_model(), ctx.data.test, device=ctx.device)
         else:
+            start = ctx.evaluator.open(ctx.server.global_message())[0] if ctx.shadow is not None else None
             result = run_round(ctx.server, ctx.transport, r)
             t = time.perf_counter()
             vector, model_round = ctx.evaluator.open(ctx.server.global_message())
@@ -476,8 +595,11 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
             test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
             train_loss = ctx.evaluator.train_loss(ctx.server.reports, r)
+            if ctx.shadow is not None:
+                leader = ctx.clients[result["selected_clients"][0]]
+                shadow = ctx.shadow.step(r, start, vector, leader.rounding_bound())
         metrics = evaluate_predictions(y_true, probs, ctx.data.class_names)
-        evaluate_time = time.perf_counter() - t
+        evaluate_time = time.perf_counter() - t - (shadow["seconds"] if ctx.shadow is not None else 0.0)
         record = {"round": r, "train_loss": train_loss, "test_loss": test_loss, **metrics, **result}
         if ctx.config.privacy == "dp":
             spent = [c.dp.epsilon() for c in ctx.clients.values()]
@@ -488,7 +610,13 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
         record["timings"]["evaluate"] = evaluate_time
         record["timings"]["round"] = time.perf_counter() - t0
         record["wall_time"] = record["timings"]["round"]
-        _save_round(ctx.out_dir, r, vector, y_true, probs, record)
+        extra = None
+        if ctx.shadow is not None:
+            record["shadow"] = shadow
+            record["timings"]["round"] -= shadow["seconds"]  # the shadow is a measurement, not part of the round
+            record["wall_time"] = record["timings"]["round"]
+            extra = {"shadow_vector": torch.from_numpy(ctx.shadow.vector.copy())}
+        _save_round(ctx.out_dir, r, vector, y_true, probs, record, extra=extra)
         records.append(record)
         if on_round is not None:
             on_round(record)
@@ -496,12 +624,12 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
 
 
 def _save_round(out: Path, r: int, vector: np.ndarray, y_true: np.ndarray, probs: np.ndarray,
-                record: dict) -> None:
+                record: dict, extra: dict | None = None) -> None:
     """Checkpoint and predictions first, the metrics line last: a line means the round is complete."""
     path = checkpoint_path(out, r)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"round": r, "vector": torch.from_numpy(vector.copy())}, tmp)
+    torch.save({"round": r, "vector": torch.from_numpy(vector.copy()), **(extra or {})}, tmp)
     os.replace(tmp, path)
     pred = predictions_path(out, r)
     pred.parent.mkdir(parents=True, exist_ok=True)

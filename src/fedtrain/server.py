@@ -15,6 +15,7 @@ import fastpaillier as fp
 from .errors import ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
+from .secure_aggregation import ROUNDING_MODES
 
 PRIVACY_MODES = ("paillier", "none", "dp")
 
@@ -32,11 +33,14 @@ class Server:
     """FedAvg server.  In "paillier" mode it only adds ciphertexts; in "none" and "dp" modes it averages plaintexts."""
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
-                 value_bits: int, model_size: int, public_key: fp.PublicKey | None) -> None:
+                 value_bits: int, model_size: int, public_key: fp.PublicKey | None,
+                 rounding: str = "stochastic") -> None:
         if privacy not in PRIVACY_MODES:
             raise ConfigError(f"unknown privacy mode {privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
         if avg not in AVERAGING_MODES:
             raise ConfigError(f"unknown averaging {avg!r}; choose 'weighted' or 'mean'")
+        if rounding not in ROUNDING_MODES:
+            raise ConfigError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDING_MODES)}")
         if privacy == "paillier" and type(public_key) is not fp.PublicKey:
             raise ConfigError("the server takes a fastpaillier.PublicKey and nothing else (never a private key)")
         self.num_clients = num_clients
@@ -45,6 +49,7 @@ class Server:
         self.privacy = privacy
         self.avg = avg
         self.value_bits = value_bits
+        self.rounding = rounding
         self.model_size = model_size
         self.public_key = public_key if privacy == "paillier" else None
         self._global: Message | None = None
@@ -89,7 +94,7 @@ class Server:
         self._round_state = {"round": round_, "selected": selected}
         self.reports = {}
         fields = {"model_round": self.model_round, "privacy": self.privacy, "avg": self.avg,
-                  "value_bits": self.value_bits, "selected": selected, "leader": selected[0]}
+                  "value_bits": self.value_bits, "rounding": self.rounding, "selected": selected, "leader": selected[0]}
         message = Message("round_start", round_, "server", fields, dict(self._global.blobs)).to_bytes()
         return {cid: message for cid in selected}
 

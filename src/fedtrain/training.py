@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,7 @@ from .data import ImageSet, TorchImageDataset
 from .errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam")
+BN_STATS_MODES = ("recompute", "running")
 
 
 @dataclass(frozen=True)
@@ -22,15 +24,20 @@ class LocalTrainingConfig:
 
     epochs: int = 1
     batch_size: int = 16
-    lr: float = 0.01
+    lr: float = 0.05
     optimizer: str = "sgd"
-    momentum: float = 0.9
+    momentum: float = 0.0
     weight_decay: float = 0.0
     amp: bool = False
+    bn_stats: str = "recompute"  # BatchNorm running statistics sent to FedAvg: see recompute_batchnorm_stats
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
+        if self.bn_stats not in BN_STATS_MODES:
+            raise ConfigError(f"unknown --bn-stats {self.bn_stats!r}; choose recompute or running")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise ConfigError("--local-epochs, --batch-size and --lr must be positive")
 
@@ -46,13 +53,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def derive_seed(*seed_parts: int) -> int:
+    """A 63-bit seed that depends on the tuple of integers only."""
+    return int(np.random.SeedSequence(list(seed_parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
 def seed_everything(*seed_parts: int) -> torch.Generator:
     """Seeds torch's global RNG from the tuple and returns a generator for data shuffling."""
-    seed = int(np.random.SeedSequence(list(seed_parts)).generate_state(1, dtype=np.uint64)[0] >> 1)
+    seed = derive_seed(*seed_parts)
     torch.manual_seed(seed)
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+@contextlib.contextmanager
+def local_rng(*seed_parts: int, device: torch.device) -> Iterator[torch.Generator]:
+    """Runs a block on torch's global RNG seeded from the tuple alone, restoring the previous state after.
+
+    Yields the data-order generator.  Dropout draws from the global RNG, so with this
+    every random choice of local training depends on (seed, round, client) and on
+    nothing that ran before it in the process (another client, a crypto call, a shadow run).
+    """
+    cuda = device.type == "cuda"
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        yield seed_everything(*seed_parts)
 
 
 def train_local(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *, device: torch.device,
@@ -64,7 +90,42 @@ def train_local(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *
     """
     loader = make_loader(data, config, generator)
     model.to(device).train()
-    return run_epochs(model, loader, make_optimizer(model, config), config, device=device, progress=progress)
+    loss = run_epochs(model, loader, make_optimizer(model, config), config, device=device, progress=progress)
+    if config.bn_stats == "recompute":
+        recompute_batchnorm_stats(model, data, config, device=device)
+    return loss
+
+
+def recompute_batchnorm_stats(model: nn.Module, data: ImageSet, config: LocalTrainingConfig, *,
+                              device: torch.device) -> None:
+    """Sets every BatchNorm's running statistics to the mean over `data`'s batches under the current weights.
+
+    PyTorch's running statistics are an exponential average (momentum 0.1) over the
+    steps of local training, so after one short round they still hold a large share
+    of the statistics the round started from, which belonged to other weights.
+    After this pass (as torch.optim.swa_utils.update_bn: equal weight per batch, in
+    data order, no gradients, dropout off) they describe the weights the client sends.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    loader = DataLoader(TorchImageDataset(data), batch_size=config.batch_size, shuffle=False, num_workers=0)
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    model.to(device).eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches of this pass
+        m.train()
+    try:
+        with torch.no_grad():
+            for images, _ in loader:
+                if images.shape[0] > 1:  # BatchNorm cannot take statistics of a batch of one
+                    model(images.to(device))
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 def make_loader(data: ImageSet, config: LocalTrainingConfig, generator: torch.Generator) -> DataLoader:

@@ -126,8 +126,8 @@ def test_resume_after_a_crash_while_writing_round_2(secure_a, tmp_path, monkeypa
     b = tmp_path / "B"
     real_save = runner._save_round
 
-    def crash_in_round_2(out, r, vector, y_true, probs, record):
-        real_save(out, r, vector, y_true, probs, record)
+    def crash_in_round_2(out, r, vector, y_true, probs, record, **kw):
+        real_save(out, r, vector, y_true, probs, record, **kw)
         if r == 2:  # checkpoint and predictions written, the metrics line cut off half-way: then the crash
             path = out / "metrics.jsonl"
             lines = path.read_bytes().splitlines(keepends=True)
@@ -183,8 +183,8 @@ def test_resume_after_a_crash_while_writing_round_1(secure_a, tmp_path, monkeypa
     d = tmp_path / "D"
     real_save = runner._save_round
 
-    def crash_in_round_1(out, r, vector, y_true, probs, record):
-        real_save(out, r, vector, y_true, probs, record)
+    def crash_in_round_1(out, r, vector, y_true, probs, record, **kw):
+        real_save(out, r, vector, y_true, probs, record, **kw)
         path = out / "metrics.jsonl"
         path.write_bytes(path.read_bytes()[:40])
         raise KeyboardInterrupt
