@@ -102,9 +102,11 @@ class DPTrainer:
                           "the DP guarantee is weak", RuntimeWarning, stacklevel=2)
         self.config = config
         self.sample_rate = min(1.0, batch_size / samples)
-        self.noise_multiplier = float(get_noise_multiplier(
-            target_epsilon=config.target_epsilon, target_delta=config.delta, sample_rate=self.sample_rate,
-            epochs=total_epochs, accountant="rdp"))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+            self.noise_multiplier = float(get_noise_multiplier(
+                target_epsilon=config.target_epsilon, target_delta=config.delta, sample_rate=self.sample_rate,
+                epochs=total_epochs, accountant="rdp", alphas=RDP_ORDERS))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Secure RNG turned off")  # see the module docstring
             self.engine = PrivacyEngine(accountant="rdp")
