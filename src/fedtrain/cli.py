@@ -123,9 +123,10 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                      help="encryption randomness: djn (fixed-base h_s^a, fast) or classic (r^n)")
     run.add_argument("--insecure-keys", action="store_true", help="allow keys below 2048 bits (tests only)")
     run.add_argument("--value-bits", type=int, default=16, help="bits per packed update value")
-    run.add_argument("--rounding", default="stochastic",
-                     help="rounding of the encoded updates: stochastic (unbiased, bits from seed, round and "
-                          "client) or nearest (deterministic, biased towards dropping small updates)")
+    run.add_argument("--rounding", default="nearest",
+                     help="rounding of the encoded updates: nearest (error at most half a grid step) or "
+                          "stochastic (unbiased, error below one grid step, bits from seed, round and client); "
+                          "on 3 seeds neither gave better accuracy or distance (ISSUE11_NOTES.md)")
     if privacy:
         run.add_argument("--shadow-plain", action="store_true",
                          help="paillier: also run plain FedAvg with the same seed and record the per-round distance "

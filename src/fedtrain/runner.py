@@ -65,7 +65,7 @@ class RunConfig:
     key_bits: int = 2048
     insecure_keys: bool = False
     value_bits: int = 16
-    rounding: str = "stochastic"
+    rounding: str = "nearest"
     randomness: str = "djn"
     avg: str = "weighted"
     partition: str = "iid"

@@ -11,7 +11,7 @@ for the plain mean), C = sum c_k and weights w_k = c_k / C:
    makes S_t about K times smaller than the plain sum of maxima, which gains log2 K
    bits of precision at the same ciphertext count.)
 2. Update.  Client k computes x_k = w_k * delta_k / S_t (|x_k| <= 1), rounds it to the
-   grid 2^-f (f = value_bits - 2), stochastically by default, and encodes it with a
+   grid 2^-f (f = value_bits - 2), to nearest by default, and encodes it with a
    PackedCodec of `value_bits` signed bits, in chunks aligned to whole ciphertexts,
    and encrypts them.  The server adds them.
 3. Decryption.  Client j decrypts chunk j of the aggregate, giving sum_k q_k exactly,
@@ -51,7 +51,7 @@ class EncodingPlan:
 
     value_bits: int
     summands: int
-    rounding: str = "stochastic"
+    rounding: str = "nearest"
     weighted: bool = True  # counts are sample counts (--avg weighted), else 1 each (--avg mean)
 
     def __post_init__(self) -> None:

@@ -34,7 +34,7 @@ class Server:
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
                  value_bits: int, model_size: int, public_key: fp.PublicKey | None,
-                 rounding: str = "stochastic") -> None:
+                 rounding: str = "nearest") -> None:
         if privacy not in PRIVACY_MODES:
             raise ConfigError(f"unknown privacy mode {privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
         if avg not in AVERAGING_MODES:
