@@ -126,7 +126,7 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--rounding", default="nearest",
                      help="rounding of the encoded updates: nearest (error at most half a grid step) or "
                           "stochastic (unbiased, error below one grid step, bits from seed, round and client); "
-                          "on 3 seeds neither gave better accuracy or distance (ISSUE11_NOTES.md)")
+                          "on 3 seeds neither gave better accuracy or distance (docs/encrypted_vs_plain_fedavg.md)")
     if privacy:
         run.add_argument("--shadow-plain", action="store_true",
                          help="paillier: also run plain FedAvg with the same seed and record the per-round distance "
