@@ -22,6 +22,8 @@ from .errors import ConfigError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, guarded, int_field, load_array, parse_decrypt_request, parse_global,
+                       parse_round_start, parse_shares, parse_stats_sum)
 from .sealing import SealingKey
 from .secure_aggregation import (EncodingPlan, chunk_bounds, round_up_to_grid, scaled_update,
                                  tensor_max_abs, unscale)
@@ -60,8 +62,12 @@ class ModelCodec:
 
 def open_global(message: Message, sealing: SealingKey | None, size: int) -> tuple[np.ndarray, int]:
     """(global model vector, rounds it has seen) from a message carrying it plainly or sealed."""
-    model_round = int(message.get("model_round"))
-    if "sealed_global" in message.blobs:
+    sealed = "sealed_global" in message.blobs
+    if message.kind == "global":
+        model_round = parse_global(message, sealed=sealed)
+    else:  # a round_start message carries the global model's blob and round (parse_round_start checked them)
+        model_round = int_field(message, "model_round", low=0)
+    if sealed:
         if sealing is None:
             raise ProtocolError("received a sealed global model but holds no sealing key")
         data = sealing.open(message.blob("sealed_global"), global_context(model_round))
@@ -76,10 +82,15 @@ class Client:
                  training: LocalTrainingConfig, device: torch.device, seed: int,
                  private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
                  progress: ProgressFactory | None = None, dp: DPConfig | None = None,
-                 total_epochs: int = 1) -> None:
+                 total_epochs: int = 1, num_clients: int | None = None,
+                 min_clients: int = DEFAULT_MIN_CLIENTS) -> None:
         if len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
+        self.num_clients = num_clients if num_clients is not None else cid + 1 + (1 << 20)
+        if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < MIN_CLIENTS_FLOOR:
+            raise ConfigError(f"min_clients must be an integer of at least {MIN_CLIENTS_FLOOR}, got {min_clients!r}")
+        self.min_clients = min_clients
         self.data = data
         self.training = training
         self.device = device
@@ -101,13 +112,16 @@ class Client:
 
     # -- dispatch -------------------------------------------------------------
     def handle(self, data: bytes) -> bytes | None:
-        """Processes one message from the server and returns the reply (None if there is none)."""
+        """Processes one message from the server and returns the reply (None if there is none).
+
+        Every failure leaves as a ProtocolError (fastpaillier's errors included).
+        """
         message = Message.from_bytes(data)
         handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
                    "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
         if handler is None:
             raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
-        reply = handler(message)
+        reply = guarded(handler)(message)
         return None if reply is None else reply.to_bytes()
 
     def _tick(self, phase: str, start: tuple[float, float]) -> None:
@@ -120,14 +134,23 @@ class Client:
 
     # -- phase 1: train -------------------------------------------------------
     def _on_round_start(self, message: Message) -> Message:
-        r = message.round
+        settings = parse_round_start(message, self.num_clients)
+        r = settings.round
+        if self.cid not in settings.selected:
+            raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
+                                f"include client {self.cid}")
         self.timings, self.cpu_timings = {}, {}
         start = _now()
         global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
-        secure = message.get("privacy") == "paillier"
-        plan = EncodingPlan(int(message.get("value_bits")), len(message.get("selected")))
+        secure = settings.privacy == "paillier"
+        if secure and self._key is None:
+            raise ProtocolError("'round_start' message field 'privacy' = 'paillier', but this client holds no key")
+        if secure and len(settings.selected) < self.min_clients:
+            raise ProtocolError(f"'round_start' message field 'selected' names {len(settings.selected)} clients, "
+                                f"fewer than this client's minimum of {self.min_clients}")
+        plan = EncodingPlan(settings.value_bits, len(settings.selected))
         if secure and self._precompute:
             self._start_precompute(plan)
         model = self.models.load(global_vector)
@@ -150,14 +173,14 @@ class Client:
                                {"model": vector_to_bytes(local)})
         start = _now()
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
-        count = self.num_samples if message.get("avg") == "weighted" else 1
+        count = self.num_samples if settings.avg == "weighted" else 1
         maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
         stats_codec = plan.stats_codec(self._key.public_key)
         enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
         enc_max = stats_codec.encrypt(maxima, self._key)
         sealed = self._sealing.seal(json.dumps(report).encode(), f"report:{r}:{self.cid}")
         self._state = {"round": r, "global": global_vector, "delta": delta, "count": count, "plan": plan,
-                       "selected": list(message.get("selected")), "leader": message.get("leader")}
+                       "selected": list(settings.selected), "leader": settings.leader}
         self._tick("encrypt", start)
         return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
                                             "report": sealed})
@@ -176,8 +199,15 @@ class Client:
         state = self._require_state(r)
         start = _now()
         pk = self._key.public_key
-        total = int(self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("count"), pk))[0])
-        scales = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
+        count_blob, maxabs_blob = parse_stats_sum(message, r)
+        k = len(state["selected"])
+        enc_total = load_array(count_blob, pk, "'stats_sum' blob 'count'")
+        check_array(enc_total, "'stats_sum' blob 'count'", shape=(1,), codec=None, summands=k)
+        enc_scales = load_array(maxabs_blob, pk, "'stats_sum' blob 'maxabs'")
+        check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
+                    codec=state["plan"].stats_codec(pk), summands=k)
+        total = int(self._key.decrypt(enc_total)[0])
+        scales = self._key.decrypt(enc_scales).astype(np.float64)
         if total < state["count"] or scales.shape != (self.models.layout.num_tensors,):
             raise ProtocolError("aggregated statistics are inconsistent with this client's own")
         self._tick("decrypt", start)
@@ -198,11 +228,18 @@ class Client:
         r = message.round
         state = self._require_state(r)
         start = _now()
-        j = int(message.get("chunk"))
-        aggregate = fp.EncryptedArray.from_bytes(message.blob("aggregate"), self._key.public_key)
-        if aggregate.summands != len(state["selected"]):
-            raise ProtocolError(f"aggregate chunk {j} sums {aggregate.summands} updates, expected "
-                                f"{len(state['selected'])}")
+        selected, plan = state["selected"], state["plan"]
+        j, blob = parse_decrypt_request(message, r, len(selected))
+        if j != selected.index(self.cid):
+            raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts "
+                                f"chunk {selected.index(self.cid)} only")
+        codec = plan.update_codec(self._key.public_key)
+        a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
+        if blob is None:
+            raise ProtocolError(f"'decrypt_request' message lacks the 'aggregate' blob of chunk {j}")
+        aggregate = load_array(blob, self._key.public_key, "'decrypt_request' blob 'aggregate'")
+        check_array(aggregate, "'decrypt_request' blob 'aggregate'", shape=(b - a,), codec=codec,
+                    summands=len(selected))
         decoded = self._key.decrypt(aggregate).astype(state["plan"].relay_dtype())
         sealed = self._sealing.seal(decoded.tobytes(), f"share:{r}:{j}")
         self._tick("decrypt", start)
@@ -217,9 +254,11 @@ class Client:
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
-        for j, (a, b) in enumerate(chunk_bounds(size, len(state["selected"]), codec.slots)):
+        bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
+        shares = parse_shares(message, r, [j for j, (a, b) in enumerate(bounds) if b > a])
+        for j, (a, b) in enumerate(bounds):
             if b > a:
-                raw = self._sealing.open(message.blob(f"share{j}"), f"share:{r}:{j}")
+                raw = self._sealing.open(shares[j], f"share:{r}:{j}")
                 part = np.frombuffer(raw, dtype=plan.relay_dtype())
                 if part.size != b - a:
                     raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")

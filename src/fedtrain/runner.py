@@ -34,7 +34,8 @@ from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
 from .sealing import SealingKey
-from .server import PRIVACY_MODES, Server, select_clients
+from .protocol import DEFAULT_MIN_CLIENTS
+from .server import PRIVACY_MODES, Server, check_min_clients, select_clients
 from .split_learning import SplitLearning, resolve_cut
 from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
 
@@ -55,6 +56,7 @@ class RunConfig:
     rounds: int = 5
     local_epochs: int = 1
     fraction: float = 1.0
+    min_clients: int = DEFAULT_MIN_CLIENTS
     privacy: str = "paillier"
     key_bits: int = 2048
     insecure_keys: bool = False
@@ -95,6 +97,8 @@ class RunConfig:
             raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
         if self.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {self.clients}")
+        if self.privacy == "paillier":
+            check_min_clients(self.min_clients, self.clients, self.fraction)
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
         if self.randomness not in ("djn", "classic"):
@@ -348,7 +352,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
                               training=config.training(), device=device, seed=config.seed,
                               private_key=key, run_id=config.run_id, precompute=config.precompute,
                               progress=progress, dp=config.dp_config(),
-                              total_epochs=config.rounds * config.local_epochs)
+                              total_epochs=config.rounds * config.local_epochs, num_clients=config.clients,
+                              min_clients=config.min_clients)
     dp = config.privacy == "dp"
     seed_everything(config.seed, 0, 0xA11)
     initial = build_model(config.model, num_classes=num_classes, weights=config.weights, dp_compatible=dp)
@@ -356,7 +361,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     models.model.load_state_dict(initial.state_dict())
     server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
                     privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
-                    model_size=models.layout.size,
+                    model_size=models.layout.size, num_tensors=models.layout.num_tensors,
+                    min_clients=config.min_clients,
                     public_key=private_key.public_key if private_key is not None else None)
     server.initialize(models.vector())
     if start_round > 1:

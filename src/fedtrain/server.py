@@ -15,15 +15,34 @@ import fastpaillier as fp
 from .errors import ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, guarded, load_array, parse_global, parse_plain_update, parse_secure_update,
+                       parse_share, parse_stats)
+from .secure_aggregation import EncodingPlan, chunk_bounds
 
 PRIVACY_MODES = ("paillier", "none", "dp")
 
 
-def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
-    """The clients of round `round_`: max(1, round(fraction * num_clients)) of them, at random."""
+def selection_size(num_clients: int, fraction: float) -> int:
+    """How many clients a round selects: max(1, round(fraction * num_clients))."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
-    count = max(1, int(np.floor(fraction * num_clients + 0.5)))
+    return max(1, int(np.floor(fraction * num_clients + 0.5)))
+
+
+def check_min_clients(min_clients: int, num_clients: int, fraction: float) -> None:
+    """ConfigError unless min_clients >= 2 and a round selects at least min_clients clients."""
+    if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < MIN_CLIENTS_FLOOR:
+        raise ConfigError(f"--min-clients must be an integer of at least {MIN_CLIENTS_FLOOR}, got {min_clients!r}")
+    count = selection_size(num_clients, fraction)
+    if count < min_clients:
+        raise ConfigError(f"--clients {num_clients} with --fraction {fraction} selects {count} clients per round, "
+                          f"fewer than --min-clients {min_clients}: an aggregate of so few updates shows each "
+                          "one; add clients, raise --fraction or (never below 2) lower --min-clients")
+
+
+def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
+    """The clients of round `round_`: max(1, round(fraction * num_clients)) of them, at random."""
+    count = selection_size(num_clients, fraction)
     rng = np.random.default_rng([seed, round_, 0x5E1EC7])
     return sorted(int(c) for c in rng.choice(num_clients, size=count, replace=False))
 
@@ -32,13 +51,17 @@ class Server:
     """FedAvg server.  In "paillier" mode it only adds ciphertexts; in "none" and "dp" modes it averages plaintexts."""
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
-                 value_bits: int, model_size: int, public_key: fp.PublicKey | None) -> None:
+                 value_bits: int, model_size: int, public_key: fp.PublicKey | None,
+                 num_tensors: int | None = None, min_clients: int = DEFAULT_MIN_CLIENTS) -> None:
         if privacy not in PRIVACY_MODES:
             raise ConfigError(f"unknown privacy mode {privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
         if avg not in AVERAGING_MODES:
             raise ConfigError(f"unknown averaging {avg!r}; choose 'weighted' or 'mean'")
         if privacy == "paillier" and type(public_key) is not fp.PublicKey:
             raise ConfigError("the server takes a fastpaillier.PublicKey and nothing else (never a private key)")
+        if privacy == "paillier":
+            check_min_clients(min_clients, num_clients, fraction)
+        self.min_clients = min_clients
         self.num_clients = num_clients
         self.fraction = fraction
         self.seed = seed
@@ -46,6 +69,7 @@ class Server:
         self.avg = avg
         self.value_bits = value_bits
         self.model_size = model_size
+        self.num_tensors = num_tensors  # checks the shape of the clients' encrypted maxima where given
         self.public_key = public_key if privacy == "paillier" else None
         self._global: Message | None = None
         self._round_state: dict = {}
@@ -60,14 +84,17 @@ class Server:
         """Round 1 of Algorithm 3: the server's freshly initialized model, sent in plain (it is random)."""
         self._global = Message("global", 0, "server", {"model_round": 0}, {"global": vector_to_bytes(vector)})
 
+    @guarded
     def install_global(self, data: bytes) -> None:
         """Stores a 'global' message (plain, or sealed by a client) as the current model."""
         message = Message.from_bytes(data)
-        if message.kind != "global":
-            raise ProtocolError(f"expected a 'global' message, got {message.kind!r}")
-        if self.secure and "sealed_global" not in message.blobs and int(message.get("model_round")) > 0:
+        sealed = "sealed_global" in message.blobs
+        model_round = parse_global(message, sealed=sealed)
+        if self.secure and not sealed and model_round > 0:
             raise ProtocolError("in secure mode a trained global model must arrive sealed")
-        self._global = Message("global", message.round, "server", {"model_round": int(message.get("model_round"))},
+        if not sealed:
+            vector_from_bytes(message.blob("global"), self.model_size)
+        self._global = Message("global", message.round, "server", {"model_round": model_round},
                                dict(message.blobs))
 
     def global_message(self) -> bytes:
@@ -93,69 +120,101 @@ class Server:
         message = Message("round_start", round_, "server", fields, dict(self._global.blobs)).to_bytes()
         return {cid: message for cid in selected}
 
-    def _replies(self, round_: int, replies: dict[int, bytes], kind: str) -> dict[int, Message]:
-        selected = self._round_state.get("selected", [])
+    def _replies(self, round_: int, replies: dict[int, bytes], kind: str,
+                 expected: list[int] | None = None) -> dict[int, Message]:
+        selected = self._round_state.get("selected", []) if expected is None else expected
         if self._round_state.get("round") != round_ or sorted(replies) != selected:
             raise ProtocolError(f"round {round_}: expected {kind!r} replies from clients {selected}, "
                                 f"got {sorted(replies)}")
-        return {cid: Message.from_bytes(data).expect(kind, round_) for cid, data in replies.items()}
+        return {cid: Message.from_bytes(replies[cid]) for cid in selected}
 
-    def _sum(self, blobs: list[bytes]) -> fp.EncryptedArray:
-        arrays = [fp.EncryptedArray.from_bytes(b, self.public_key) for b in blobs]
-        return fp.sum_arrays(arrays)
+    def _plan(self) -> tuple[EncodingPlan, list[tuple[int, int]]]:
+        """The round's encoding plan and its chunks, as every party derives them."""
+        plan = EncodingPlan(self.value_bits, len(self._round_state["selected"]))
+        slots = plan.update_codec(self.public_key).slots
+        return plan, chunk_bounds(self.model_size, plan.summands, slots)
 
+    def _sum(self, blobs: dict[int, bytes], what: str, *, shape: tuple[int, ...] | None,
+             codec: fp.PackedCodec | None) -> fp.EncryptedArray:
+        """The sum of one encrypted array per client, each checked against the plan."""
+        arrays = []
+        for cid, blob in blobs.items():
+            array = load_array(blob, self.public_key, f"client {cid}'s {what}")
+            check_array(array, f"client {cid}'s {what}", shape=array.shape if shape is None else shape,
+                        codec=codec, summands=1)
+            if arrays and array.shape != arrays[0].shape:
+                raise ProtocolError(f"client {cid}'s {what} has shape {array.shape}, others {arrays[0].shape}")
+            arrays.append(array)
+        try:
+            return fp.sum_arrays(arrays)
+        except fp.FastPaillierError as exc:
+            raise ProtocolError(f"the {what} cannot be added: {exc}") from None
+
+    @guarded
     def on_stats(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
         """Secure mode: adds the encrypted counts and per-tensor maxima and returns the sums."""
-        messages = self._replies(round_, replies, "stats")
-        count = self._sum([m.blob("count") for m in messages.values()])
-        maxabs = self._sum([m.blob("maxabs") for m in messages.values()])
-        self.reports = {cid: m.blob("report") for cid, m in messages.items()}
+        messages = {cid: parse_stats(m, round_, cid) for cid, m in self._replies(round_, replies, "stats").items()}
+        plan, _ = self._plan()
+        count = self._sum({c: m["count"] for c, m in messages.items()}, "'stats' blob 'count'", shape=(1,),
+                          codec=None)
+        maxabs = self._sum({c: m["maxabs"] for c, m in messages.items()}, "'stats' blob 'maxabs'",
+                           shape=None if self.num_tensors is None else (self.num_tensors,),
+                           codec=plan.stats_codec(self.public_key))
+        self.reports = {cid: m["report"] for cid, m in messages.items()}
         reply = Message("stats_sum", round_, "server", {},
                         {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
         return {cid: reply for cid in messages}
 
+    @guarded
     def on_updates(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
         """Adds the updates: ciphertext chunks (secure; returns decryption requests) or plain FedAvg."""
         messages = self._replies(round_, replies, "update")
         if not self.secure:
             cids = sorted(messages)
-            vectors = [vector_from_bytes(messages[c].blob("model"), self.model_size) for c in cids]
-            counts = [int(messages[c].get("samples")) for c in cids]
-            self.reports = {c: messages[c].get("report") for c in cids}
+            parsed = {c: parse_plain_update(messages[c], round_, c) for c in cids}
+            vectors = [vector_from_bytes(parsed[c][0], self.model_size) for c in cids]
+            counts = [parsed[c][1] for c in cids]
+            self.reports = {c: parsed[c][2] for c in cids}
             current = vector_from_bytes(self._global.blob("global"), self.model_size)
             new = fedavg(current, vectors, counts, self.avg)
             self._global = Message("global", round_, "server", {"model_round": round_},
                                    {"global": vector_to_bytes(new)})
             return {}
         selected = self._round_state["selected"]
-        chunks = set()
-        for name in {name for m in messages.values() for name in m.blobs}:
-            if not (name.startswith("chunk") and name[5:].isdigit() and int(name[5:]) < len(selected)):
-                raise ProtocolError(f"unexpected update blob {name!r}")
-            chunks.add(int(name[5:]))
+        plan, bounds = self._plan()
+        codec = plan.update_codec(self.public_key)
+        chunks = [j for j, (a, b) in enumerate(bounds) if b > a]
+        parsed = {cid: parse_secure_update(m, round_, cid, chunks) for cid, m in messages.items()}
         requests = {}
-        for j in sorted(chunks):
-            total = self._sum([m.blob(f"chunk{j}") for m in messages.values()])
+        for j in chunks:
+            a, b = bounds[j]
+            total = self._sum({cid: p[j] for cid, p in parsed.items()}, f"'update' blob 'chunk{j}'",
+                              shape=(b - a,), codec=codec)
             requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j},
                                             {"aggregate": total.to_bytes()}).to_bytes()
+        self._round_state["requested"] = sorted(requests)
         return requests
 
+    @guarded
     def on_shares(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
         """Relays the sealed decrypted slices to the round's leader."""
         selected = self._round_state["selected"]
         blobs = {}
-        for cid, data in replies.items():
-            message = Message.from_bytes(data).expect("share", round_)
-            j = int(message.get("chunk"))
-            if cid not in selected or selected.index(cid) != j:
+        requested = self._round_state.get("requested", [])
+        for cid, message in self._replies(round_, replies, "share", requested).items():
+            j, share = parse_share(message, round_, cid, len(selected))
+            if selected.index(cid) != j:
                 raise ProtocolError(f"client {cid} returned slice {j}, which it was not asked to decrypt")
-            blobs[f"share{j}"] = message.blob("share")
+            blobs[f"share{j}"] = share
         leader = selected[0]
         return {leader: Message("shares", round_, "server", {}, blobs).to_bytes()}
 
+    @guarded
     def on_global(self, round_: int, data: bytes) -> None:
         """Stores the leader's sealed new global model; the round is complete."""
-        message = Message.from_bytes(data).expect("global", round_)
-        if int(message.get("model_round")) != round_:
-            raise ProtocolError("the new global model is labelled with the wrong round")
+        message = Message.from_bytes(data)
+        leader = self._round_state.get("selected", [None])[0]
+        if parse_global(message, sealed=True) != round_ or message.sender != f"client:{leader}":
+            raise ProtocolError(f"the new global model must come from round {round_}'s leader, client {leader}, "
+                                f"as model_round {round_}; got {message.sender!r}, round {message.round}")
         self.install_global(data)
