@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ import fastpaillier as fp
 
 from .data import ImageSet
 from .differential_privacy import DPConfig, DPTrainer
-from .errors import ConfigError, ProtocolError
+from .errors import ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
@@ -42,6 +43,27 @@ def global_context(model_round: int) -> str:
     return f"global:{model_round}"
 
 
+REPORT_BYTES = 512  # sealed training reports are padded to this size, so that a refusal's has the same size
+OK, REFUSED = b"\x00", b"\x01"  # first byte of a sealed share or global model: the round went well, or not
+
+
+def pad_report(report: dict) -> bytes:
+    """A training report as JSON padded with spaces to REPORT_BYTES."""
+    data = json.dumps(report).encode()
+    if len(data) > REPORT_BYTES:
+        raise ProtocolError(f"a training report of {len(data)} bytes exceeds {REPORT_BYTES}")
+    return data.ljust(REPORT_BYTES)
+
+
+@dataclass(frozen=True)
+class GlobalModel:
+    """An opened global model: its vector, the rounds it has seen, and whether its last round was refused."""
+
+    vector: np.ndarray
+    model_round: int
+    refused: bool = False
+
+
 class ModelCodec:
     """Turns the shared model architecture into flat vectors and back."""
 
@@ -62,6 +84,12 @@ class ModelCodec:
 
 def open_global(message: Message, sealing: SealingKey | None, size: int) -> tuple[np.ndarray, int]:
     """(global model vector, rounds it has seen) from a message carrying it plainly or sealed."""
+    opened = open_global_model(message, sealing, size)
+    return opened.vector, opened.model_round
+
+
+def open_global_model(message: Message, sealing: SealingKey | None, size: int) -> GlobalModel:
+    """The global model of a message carrying it plainly or sealed (with the refused flag if sealed)."""
     sealed = "sealed_global" in message.blobs
     if message.kind == "global":
         model_round = parse_global(message, sealed=sealed)
@@ -71,8 +99,10 @@ def open_global(message: Message, sealing: SealingKey | None, size: int) -> tupl
         if sealing is None:
             raise ProtocolError("received a sealed global model but holds no sealing key")
         data = sealing.open(message.blob("sealed_global"), global_context(model_round))
-        return vector_from_bytes(data, size), model_round
-    return vector_from_bytes(message.blob("global"), size), model_round
+        if data[:1] not in (OK, REFUSED):
+            raise ProtocolError(f"sealed global model of round {model_round} has an unknown status byte")
+        return GlobalModel(vector_from_bytes(data[1:], size), model_round, data[:1] == REFUSED)
+    return GlobalModel(vector_from_bytes(message.blob("global"), size), model_round)
 
 
 class Client:
@@ -103,6 +133,9 @@ class Client:
         self._precompute = precompute
         self._progress = progress
         self._state: dict = {}
+        self._last_round = 0  # the latest round this client started: a round starts once, and in order
+        self._last_global: np.ndarray | None = None
+        self.refusals: list[tuple[int, str, str]] = []  # (round, message kind, reason), kept by the client only
         self.timings: dict[str, float] = {}
         self.cpu_timings: dict[str, float] = {}  # CPU seconds of this process (all threads), per phase
 
@@ -114,15 +147,86 @@ class Client:
     def handle(self, data: bytes) -> bytes | None:
         """Processes one message from the server and returns the reply (None if there is none).
 
-        Every failure leaves as a ProtocolError (fastpaillier's errors included).
+        A key-holding client answers each step of a round at most once, and answers every failure
+        with a decoy of the reply's size and timing class (no accept/reject oracle; the reason is kept
+        in `refusals`).  A client without a key (plain modes) raises ProtocolError instead.
         """
-        message = Message.from_bytes(data)
+        try:
+            message = Message.from_bytes(data)
+        except ProtocolError as exc:
+            if self._key is None:
+                raise
+            self.refusals.append((-1, "?", str(exc)))
+            return None  # not even a message: its sender knows that, and learns nothing from silence
         handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
                    "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
         if handler is None:
-            raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
-        reply = guarded(handler)(message)
+            if self._key is None:
+                raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
+            self.refusals.append((message.round, message.kind, "unexpected message kind"))
+            return None
+        try:
+            reply = guarded(handler)(message)
+        except ProtocolError as exc:
+            if self._key is None:
+                raise
+            reply = guarded(self._decoy)(message, str(exc))
         return None if reply is None else reply.to_bytes()
+
+    # -- refusals: decoys of the size and timing class of the real reply ------
+    def _refuse(self, r: int, kind: str, reason: str) -> None:
+        """Records a refusal and marks round r failed, so that its later steps are refused too."""
+        self.refusals.append((r, kind, reason))
+        if self._state.get("round") == r and not self._state.get("failed"):
+            self._state["failed"] = reason
+
+    def _decoy(self, message: Message, reason: str) -> Message:
+        """The reply to a refused message: same kind and size as a real one, carrying nothing."""
+        r = message.round
+        self._refuse(r, message.kind, reason)
+        state = self._state if self._state.get("round") == r else {}
+        plan = state.get("plan") or EncodingPlan(16, self.min_clients)
+        if plan.summands < MIN_CLIENTS_FLOOR:  # a round too small to have codecs at all: a valid plan instead
+            plan = EncodingPlan(plan.value_bits, self.min_clients)
+        pk = self._key.public_key
+        if message.kind == "round_start":
+            zeros = np.zeros(self.models.layout.num_tensors)
+            return self._stats_reply(r, plan, 0, zeros, {"client": self.cid, "refused": True})
+        if message.kind == "stats_sum":
+            return self._update_reply(r, plan, np.zeros(self.models.layout.size), len(state.get("selected", ())))
+        if message.kind == "decrypt_request":
+            selected = state.get("selected") or [self.cid]
+            j = selected.index(self.cid) if self.cid in selected else 0
+            a, b = chunk_bounds(self.models.layout.size, len(selected), plan.update_codec(pk).slots)[j]
+            return self._share_reply(r, j, REFUSED, np.zeros(b - a, dtype=plan.relay_dtype()))
+        previous = state.get("global", self._last_global)
+        if previous is None:
+            previous = np.zeros(self.models.layout.size, dtype=np.float32)
+        return self._global_reply(r, REFUSED, previous)
+
+    def _stats_reply(self, r: int, plan: EncodingPlan, count: int, maxima: np.ndarray, report: dict) -> Message:
+        stats_codec = plan.stats_codec(self._key.public_key)
+        enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
+        enc_max = stats_codec.encrypt(maxima, self._key)
+        sealed = self._sealing.seal(pad_report(report), f"report:{r}:{self.cid}")
+        return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
+                                            "report": sealed})
+
+    def _update_reply(self, r: int, plan: EncodingPlan, x: np.ndarray, parts: int) -> Message:
+        codec = plan.update_codec(self._key.public_key)
+        blobs = {}
+        for j, (a, b) in enumerate(chunk_bounds(x.size, max(parts, 1), codec.slots)):
+            if b > a:
+                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+        return self._reply("update", r, {}, blobs)
+
+    def _share_reply(self, r: int, j: int, status: bytes, values: np.ndarray) -> Message:
+        sealed = self._sealing.seal(status + values.tobytes(), f"share:{r}:{j}")
+        return self._reply("share", r, {"chunk": j}, {"share": sealed})
+
+    def _global_reply(self, r: int, status: bytes, vector: np.ndarray) -> Message:
+        sealed = self._sealing.seal(status + vector_to_bytes(vector), global_context(r))
+        return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
 
     def _tick(self, phase: str, start: tuple[float, float]) -> None:
         wall, cpu = _now()
@@ -134,23 +238,36 @@ class Client:
 
     # -- phase 1: train -------------------------------------------------------
     def _on_round_start(self, message: Message) -> Message:
+        r = message.round
+        if r <= self._last_round:
+            raise ProtocolError(f"'round_start' message field 'round' = {r}: round {self._last_round} was already "
+                                "started (each round starts once)")
+        self._last_round = r
+        self._state = {"round": r, "answered": {"round_start"}}
         settings = parse_round_start(message, self.num_clients)
-        r = settings.round
+        plan = EncodingPlan(settings.value_bits, len(settings.selected))
+        self._state.update(plan=plan, selected=list(settings.selected), leader=settings.leader)
         if self.cid not in settings.selected:
             raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
                                 f"include client {self.cid}")
         self.timings, self.cpu_timings = {}, {}
         start = _now()
+        if self._key is not None and settings.privacy != "paillier":
+            raise ProtocolError(f"'round_start' message field 'privacy' = {settings.privacy!r}: a key-holding client "
+                                "sends its update encrypted only")
+        if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
+            raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must arrive "
+                                "sealed")
         global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
+        self._last_global = global_vector
         secure = settings.privacy == "paillier"
         if secure and self._key is None:
             raise ProtocolError("'round_start' message field 'privacy' = 'paillier', but this client holds no key")
         if secure and len(settings.selected) < self.min_clients:
             raise ProtocolError(f"'round_start' message field 'selected' names {len(settings.selected)} clients, "
                                 f"fewer than this client's minimum of {self.min_clients}")
-        plan = EncodingPlan(settings.value_bits, len(settings.selected))
         if secure and self._precompute:
             self._start_precompute(plan)
         model = self.models.load(global_vector)
@@ -174,16 +291,16 @@ class Client:
         start = _now()
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
         count = self.num_samples if settings.avg == "weighted" else 1
-        maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
-        stats_codec = plan.stats_codec(self._key.public_key)
-        enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
-        enc_max = stats_codec.encrypt(maxima, self._key)
-        sealed = self._sealing.seal(json.dumps(report).encode(), f"report:{r}:{self.cid}")
-        self._state = {"round": r, "global": global_vector, "delta": delta, "count": count, "plan": plan,
-                       "selected": list(settings.selected), "leader": settings.leader}
+        try:
+            maxima = round_up_to_grid(tensor_max_abs(delta, self.models.layout), plan.stats_frac_bits)
+        except FedTrainError as exc:  # training diverged: take part with nothing (timing as usual)
+            self._refuse(r, "round_start", str(exc))
+            count, maxima, report = 0, np.zeros(self.models.layout.num_tensors), {"client": self.cid,
+                                                                                  "refused": True}
+        self._state.update({"global": global_vector, "delta": delta, "count": count})
+        reply = self._stats_reply(r, plan, count, maxima, report)
         self._tick("encrypt", start)
-        return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
-                                            "report": sealed})
+        return reply
 
     def _start_precompute(self, plan: EncodingPlan) -> None:
         """Fills the key's obfuscator pool in the background while the model trains."""
@@ -196,7 +313,7 @@ class Client:
     # -- phase 2: encrypt the scaled update -----------------------------------
     def _on_stats_sum(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        state = self._require_state(r, "stats_sum")
         start = _now()
         pk = self._key.public_key
         count_blob, maxabs_blob = parse_stats_sum(message, r)
@@ -208,25 +325,27 @@ class Client:
                     codec=state["plan"].stats_codec(pk), summands=k)
         total = int(self._key.decrypt(enc_total)[0])
         scales = self._key.decrypt(enc_scales).astype(np.float64)
-        if total < state["count"] or scales.shape != (self.models.layout.num_tensors,):
-            raise ProtocolError("aggregated statistics are inconsistent with this client's own")
         self._tick("decrypt", start)
         start = _now()
         plan: EncodingPlan = state["plan"]
-        codec = plan.update_codec(pk)
-        x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
-        blobs = {}
-        for j, (a, b) in enumerate(chunk_bounds(x.size, len(state["selected"]), codec.slots)):
-            if b > a:
-                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+        # The checks below depend on secrets: a failure sends zeros, encrypted as usual (no oracle).
+        x = np.zeros(self.models.layout.size)
+        if not (state["count"] <= total and np.all(np.isfinite(scales)) and np.all(scales >= 0)):
+            self._refuse(r, "stats_sum", "aggregated statistics are inconsistent with this client's own")
+        else:
+            x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
+            if not np.all(np.abs(x) <= 1.0):
+                self._refuse(r, "stats_sum", "the aggregated maxima do not bound this client's update")
+                x = np.zeros(self.models.layout.size)
         state["scales"] = scales
+        reply = self._update_reply(r, plan, x, len(state["selected"]))
         self._tick("encrypt", start)
-        return self._reply("update", r, {}, blobs)
+        return reply
 
     # -- phase 3: decrypt one slice of the aggregate -------------------------
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        state = self._require_state(r, "decrypt_request")
         start = _now()
         selected, plan = state["selected"], state["plan"]
         j, blob = parse_decrypt_request(message, r, len(selected))
@@ -235,47 +354,66 @@ class Client:
                                 f"chunk {selected.index(self.cid)} only")
         codec = plan.update_codec(self._key.public_key)
         a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
-        if blob is None:
-            raise ProtocolError(f"'decrypt_request' message lacks the 'aggregate' blob of chunk {j}")
-        aggregate = load_array(blob, self._key.public_key, "'decrypt_request' blob 'aggregate'")
-        check_array(aggregate, "'decrypt_request' blob 'aggregate'", shape=(b - a,), codec=codec,
-                    summands=len(selected))
-        decoded = self._key.decrypt(aggregate).astype(state["plan"].relay_dtype())
-        sealed = self._sealing.seal(decoded.tobytes(), f"share:{r}:{j}")
+        if (blob is None) != (b == a):
+            raise ProtocolError(f"'decrypt_request' message {'lacks' if blob is None else 'has'} an 'aggregate' "
+                                f"blob, but chunk {j} of the round's plan is {'not ' if blob is None else ''}empty")
+        status, decoded = OK, np.zeros(b - a, dtype=plan.relay_dtype())
+        if blob is not None:
+            aggregate = load_array(blob, self._key.public_key, "'decrypt_request' blob 'aggregate'")
+            check_array(aggregate, "'decrypt_request' blob 'aggregate'", shape=(b - a,), codec=codec,
+                        summands=len(selected))
+            try:  # whether decoding succeeds depends on the plaintext: a failure is answered like a success
+                decoded = self._key.decrypt(aggregate).astype(plan.relay_dtype())
+            except fp.FastPaillierError:
+                self._refuse(r, "decrypt_request", f"aggregate chunk {j} does not decode")
+                status = REFUSED
+        if state.get("failed"):
+            status, decoded = REFUSED, np.zeros(b - a, dtype=plan.relay_dtype())
+        reply = self._share_reply(r, j, status, decoded)
         self._tick("decrypt", start)
-        return self._reply("share", r, {"chunk": j}, {"share": sealed})
+        return reply
 
     # -- phase 4 (round leader): assemble the new global model --------------
     def _on_shares(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        state = self._require_state(r, "shares")
+        if state["leader"] != self.cid:
+            raise ProtocolError(f"client {self.cid} is not round {r}'s leader (client {state['leader']} is)")
         start = _now()
         plan: EncodingPlan = state["plan"]
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
         bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
-        shares = parse_shares(message, r, [j for j, (a, b) in enumerate(bounds) if b > a])
+        shares = parse_shares(message, r, range(len(bounds)))
+        refused = []
         for j, (a, b) in enumerate(bounds):
-            if b > a:
-                raw = self._sealing.open(shares[j], f"share:{r}:{j}")
-                part = np.frombuffer(raw, dtype=plan.relay_dtype())
-                if part.size != b - a:
-                    raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
-                decoded[a:b] = part
+            raw = self._sealing.open(shares[j], f"share:{r}:{j}")
+            part = np.frombuffer(raw[1:], dtype=plan.relay_dtype())
+            if part.size != b - a:
+                raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
+            if raw[:1] != OK:
+                refused.append(j)
+            decoded[a:b] = part
+        if refused:  # a client refused a step: the round leaves the model as it was, flagged
+            raise ProtocolError(f"the clients decrypting chunks {refused} refused round {r}")
         delta = unscale(decoded, state["scales"], self.models.layout)
         new_global = apply_delta(state["global"], delta)
-        sealed = self._sealing.seal(vector_to_bytes(new_global), global_context(r))
+        reply = self._global_reply(r, OK, new_global)
         self._tick("decrypt", start)
-        return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
+        return reply
 
-    def _require_state(self, r: int) -> dict:
-        if self._state.get("round") != r:
-            raise ProtocolError(f"client {self.cid} got a round-{r} message out of order")
+    def _require_state(self, r: int, step: str) -> dict:
+        """The state of round r, for a step answered at most once; ProtocolError otherwise."""
+        if self._state.get("round") != r or "plan" not in self._state:
+            raise ProtocolError(f"client {self.cid} got a round-{r} {step!r} message out of order")
+        if step in self._state["answered"]:
+            raise ProtocolError(f"client {self.cid} already answered round {r}'s {step!r} step")
+        self._state["answered"].add(step)
+        if self._state.get("failed") and step != "decrypt_request":
+            raise ProtocolError(f"round {r} was refused: {self._state['failed']}")
         return self._state
 
     def seal_global(self, vector: np.ndarray, model_round: int) -> bytes:
         """A 'global' message for the server holding `vector` sealed (used when resuming a run)."""
-        return self._reply("global", model_round, {"model_round": model_round},
-                           {"sealed_global": self._sealing.seal(vector_to_bytes(vector),
-                                                                global_context(model_round))}).to_bytes()
+        return self._global_reply(model_round, OK, vector).to_bytes()

@@ -23,7 +23,7 @@ import torch
 
 import fastpaillier as fp
 
-from .client import Client, ModelCodec, open_global
+from .client import Client, GlobalModel, ModelCodec, open_global, open_global_model
 from .data import DataBundle, ImageSet, load_data
 from .differential_privacy import DP_CONVERSION_NOTE, DPConfig
 from .errors import CheckpointError, ConfigError, ProtocolError
@@ -216,14 +216,21 @@ class Evaluator:
         """The plaintext global model vector and its round."""
         return open_global(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
 
+    def open_model(self, global_message: bytes) -> GlobalModel:
+        """The global model with its round and whether that round was refused (and left the model as it was)."""
+        return open_global_model(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
+
     def train_loss(self, reports: dict[int, Any], round_: int) -> float:
         """Sample-weighted mean of the clients' reported training losses."""
         opened = []
         for cid, report in reports.items():
             if isinstance(report, bytes):
                 report = json.loads(self.sealing.open(report, f"report:{round_}:{cid}"))
-            opened.append(report)
+            if not report.get("refused"):
+                opened.append(report)
         total = sum(r["samples"] for r in opened)
+        if not opened:
+            return float("nan")
         return float(sum(r["train_loss"] * r["samples"] for r in opened) / max(total, 1))
 
     def evaluate(self, vector: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -398,11 +405,17 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
         else:
             result = run_round(ctx.server, ctx.transport, r)
             t = time.perf_counter()
-            vector, model_round = ctx.evaluator.open(ctx.server.global_message())
+            opened = ctx.evaluator.open_model(ctx.server.global_message())
+            vector, model_round = opened.vector, opened.model_round
             if model_round != r:
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
             test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
             train_loss = ctx.evaluator.train_loss(ctx.server.reports, r)
+            if ctx.config.privacy == "paillier":  # the key holders' view: the server cannot read either
+                result["refused"] = opened.refused
+                result["refusals"] = {str(c): [why for rr, _, why in ctx.clients[c].refusals if rr == r]
+                                      for c in result["selected_clients"]
+                                      if any(rr == r for rr, _, _ in ctx.clients[c].refusals)}
         metrics = evaluate_predictions(y_true, probs, ctx.data.class_names)
         evaluate_time = time.perf_counter() - t
         record = {"round": r, "train_loss": train_loss, "test_loss": test_loss, **metrics, **result}

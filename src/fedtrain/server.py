@@ -186,12 +186,13 @@ class Server:
         chunks = [j for j, (a, b) in enumerate(bounds) if b > a]
         parsed = {cid: parse_secure_update(m, round_, cid, chunks) for cid, m in messages.items()}
         requests = {}
-        for j in chunks:
-            a, b = bounds[j]
-            total = self._sum({cid: p[j] for cid, p in parsed.items()}, f"'update' blob 'chunk{j}'",
-                              shape=(b - a,), codec=codec)
-            requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j},
-                                            {"aggregate": total.to_bytes()}).to_bytes()
+        for j, (a, b) in enumerate(bounds):  # every client gets a request (an empty chunk's has no aggregate)
+            blobs = {}
+            if b > a:
+                total = self._sum({cid: p[j] for cid, p in parsed.items()}, f"'update' blob 'chunk{j}'",
+                                  shape=(b - a,), codec=codec)
+                blobs["aggregate"] = total.to_bytes()
+            requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j}, blobs).to_bytes()
         self._round_state["requested"] = sorted(requests)
         return requests
 
