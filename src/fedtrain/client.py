@@ -1,8 +1,10 @@
 """A hospital's side of the protocol: trains locally, encrypts its update, decrypts its slice of the sum.
 
-Clients hold the shared Paillier key pair (the paper's setting) and the AES-GCM
-sealing key derived from it.  They speak to the server only through `handle`,
-which takes a message's bytes and returns the reply's bytes.
+Clients hold the shared Paillier key pair (the paper's setting), the AES-GCM
+sealing key derived from it, and each its own signing key.  They speak to the
+server only through `handle`, which takes a message's bytes and returns the
+reply's bytes; a key-holding client answers each step of a round at most once
+and every refused step with a decoy of the same size (see `handle`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import fastpaillier as fp
 
 from .data import ImageSet
 from .differential_privacy import DPConfig, DPTrainer
+from .authentication import Signer, Verifiers
 from .errors import ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
-from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, guarded, int_field, load_array, parse_decrypt_request, parse_global,
-                       parse_round_start, parse_shares, parse_stats_sum)
-from .sealing import SealingKey
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field,
+                       load_array, parse_decrypt_request, parse_global, parse_round_start, parse_shares,
+                       parse_stats_sum, report_context, share_context)
+from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import (EncodingPlan, chunk_bounds, round_up_to_grid, scaled_update,
                                  tensor_max_abs, unscale)
 from .training import LocalTrainingConfig, seed_everything, train_local
@@ -36,11 +40,6 @@ ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
 def _now() -> tuple[float, float]:
     """(wall clock, CPU time of this process's threads) in seconds."""
     return time.perf_counter(), time.process_time()
-
-
-def global_context(model_round: int) -> str:
-    """Associated data of the sealed global model after `model_round` rounds."""
-    return f"global:{model_round}"
 
 
 REPORT_BYTES = 512  # sealed training reports are padded to this size, so that a refusal's has the same size
@@ -82,14 +81,15 @@ class ModelCodec:
         return flatten_state(self.model.state_dict(), self.layout)
 
 
-def open_global(message: Message, sealing: SealingKey | None, size: int) -> tuple[np.ndarray, int]:
+def open_global(message: Message, sealing: SignedSealing | None, size: int) -> tuple[np.ndarray, int]:
     """(global model vector, rounds it has seen) from a message carrying it plainly or sealed."""
     opened = open_global_model(message, sealing, size)
     return opened.vector, opened.model_round
 
 
-def open_global_model(message: Message, sealing: SealingKey | None, size: int) -> GlobalModel:
-    """The global model of a message carrying it plainly or sealed (with the refused flag if sealed)."""
+def open_global_model(message: Message, sealing: SignedSealing | None, size: int, *,
+                      sealed_by: set[int] | None = None) -> GlobalModel:
+    """The global model of a message carrying it plainly or sealed (signed by a client in `sealed_by`)."""
     sealed = "sealed_global" in message.blobs
     if message.kind == "global":
         model_round = parse_global(message, sealed=sealed)
@@ -98,7 +98,7 @@ def open_global_model(message: Message, sealing: SealingKey | None, size: int) -
     if sealed:
         if sealing is None:
             raise ProtocolError("received a sealed global model but holds no sealing key")
-        data = sealing.open(message.blob("sealed_global"), global_context(model_round))
+        data = sealing.open(message.blob("sealed_global"), global_context(model_round), allowed=sealed_by)
         if data[:1] not in (OK, REFUSED):
             raise ProtocolError(f"sealed global model of round {model_round} has an unknown status byte")
         return GlobalModel(vector_from_bytes(data[1:], size), model_round, data[:1] == REFUSED)
@@ -113,7 +113,8 @@ class Client:
                  private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
                  progress: ProgressFactory | None = None, dp: DPConfig | None = None,
                  total_epochs: int = 1, num_clients: int | None = None,
-                 min_clients: int = DEFAULT_MIN_CLIENTS) -> None:
+                 min_clients: int = DEFAULT_MIN_CLIENTS, signer: Signer | None = None,
+                 verifiers: Verifiers | None = None) -> None:
         if len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
@@ -129,7 +130,12 @@ class Client:
         self.dp = DPTrainer(dp, samples=len(data), batch_size=training.batch_size,
                             total_epochs=total_epochs) if dp is not None else None
         self._key = private_key
-        self._sealing = SealingKey(private_key, run_id=run_id) if private_key is not None else None
+        if private_key is not None and (signer is None or signer.cid != cid or verifiers is None):
+            raise ConfigError(f"client {cid} holds the Paillier key but not its own signing key and the "
+                              "verification table; make them with fedtrain.authentication.derive_all")
+        self._sealing = SignedSealing(SealingKey(private_key, run_id=run_id), verifiers, signer) \
+            if private_key is not None else None
+        self._leaders: dict[int, int] = {}  # round -> its leader, for the rounds this client took part in
         self._precompute = precompute
         self._progress = progress
         self._state: dict = {}
@@ -208,7 +214,7 @@ class Client:
         stats_codec = plan.stats_codec(self._key.public_key)
         enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
         enc_max = stats_codec.encrypt(maxima, self._key)
-        sealed = self._sealing.seal(pad_report(report), f"report:{r}:{self.cid}")
+        sealed = self._sealing.seal(pad_report(report), report_context(r, self.cid))
         return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
                                             "report": sealed})
 
@@ -221,7 +227,7 @@ class Client:
         return self._reply("update", r, {}, blobs)
 
     def _share_reply(self, r: int, j: int, status: bytes, values: np.ndarray) -> Message:
-        sealed = self._sealing.seal(status + values.tobytes(), f"share:{r}:{j}")
+        sealed = self._sealing.seal(status + values.tobytes(), share_context(r, j))
         return self._reply("share", r, {"chunk": j}, {"share": sealed})
 
     def _global_reply(self, r: int, status: bytes, vector: np.ndarray) -> Message:
@@ -247,6 +253,7 @@ class Client:
         settings = parse_round_start(message, self.num_clients)
         plan = EncodingPlan(settings.value_bits, len(settings.selected))
         self._state.update(plan=plan, selected=list(settings.selected), leader=settings.leader)
+        self._leaders[r] = settings.leader  # the global model of round r must be signed by this client
         if self.cid not in settings.selected:
             raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
                                 f"include client {self.cid}")
@@ -258,7 +265,10 @@ class Client:
         if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
             raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must arrive "
                                 "sealed")
-        global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
+        previous_leader = self._leaders.get(settings.model_round)
+        opened = open_global_model(message, self._sealing, self.models.layout.size,
+                                   sealed_by=None if previous_leader is None else {previous_leader})
+        global_vector, model_round = opened.vector, opened.model_round
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
         self._last_global = global_vector
@@ -388,7 +398,7 @@ class Client:
         shares = parse_shares(message, r, range(len(bounds)))
         refused = []
         for j, (a, b) in enumerate(bounds):
-            raw = self._sealing.open(shares[j], f"share:{r}:{j}")
+            raw = self._sealing.open(shares[j], share_context(r, j), allowed={state["selected"][j]})
             part = np.frombuffer(raw[1:], dtype=plan.relay_dtype())
             if part.size != b - a:
                 raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
@@ -399,6 +409,8 @@ class Client:
             raise ProtocolError(f"the clients decrypting chunks {refused} refused round {r}")
         delta = unscale(decoded, state["scales"], self.models.layout)
         new_global = apply_delta(state["global"], delta)
+        if not np.all(np.isfinite(new_global)):
+            raise ProtocolError(f"the decrypted slices of round {r} give a model with NaN or infinite values")
         reply = self._global_reply(r, OK, new_global)
         self._tick("decrypt", start)
         return reply

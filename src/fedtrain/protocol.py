@@ -24,6 +24,21 @@ DEFAULT_MIN_CLIENTS = 3
 T = TypeVar("T")
 
 
+def global_context(model_round: int) -> str:
+    """Associated data (seal and signature) of the global model after `model_round` rounds."""
+    return f"global:{model_round}"
+
+
+def share_context(round_: int, chunk: int) -> str:
+    """Associated data of the decrypted slice `chunk` of round `round_`."""
+    return f"share:{round_}:{chunk}"
+
+
+def report_context(round_: int, cid: int) -> str:
+    """Associated data of client `cid`'s training report of round `round_`."""
+    return f"report:{round_}:{cid}"
+
+
 def is_int(value: Any) -> bool:
     """A JSON integer: an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)

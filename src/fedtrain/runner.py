@@ -33,7 +33,9 @@ from .metrics import evaluate_predictions
 from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
-from .sealing import SealingKey
+from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
+from .protocol import report_context
+from .sealing import SealingKey, SignedSealing
 from .protocol import DEFAULT_MIN_CLIENTS
 from .server import PRIVACY_MODES, Server, check_min_clients, select_clients
 from .split_learning import SplitLearning, resolve_cut
@@ -43,6 +45,7 @@ log = logging.getLogger("fedtrain")
 
 RUN_MODES = (*PRIVACY_MODES, "split")
 PRIVATE_KEY_FILE = "keys/clients_private_key.bin"
+DEALER_SECRET_FILE = "keys/dealer_secret.bin"  # the clients' signing keys derive from it; no client holds it
 
 
 @dataclass
@@ -206,7 +209,7 @@ class Evaluator:
     """A key holder that opens the global model and scores it on the test set."""
 
     def __init__(self, models: ModelCodec, test: ImageSet, device: torch.device,
-                 sealing: SealingKey | None) -> None:
+                 sealing: SignedSealing | None) -> None:
         self.models = models
         self.test = test
         self.device = device
@@ -216,16 +219,17 @@ class Evaluator:
         """The plaintext global model vector and its round."""
         return open_global(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
 
-    def open_model(self, global_message: bytes) -> GlobalModel:
-        """The global model with its round and whether that round was refused (and left the model as it was)."""
-        return open_global_model(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
+    def open_model(self, global_message: bytes, *, sealed_by: set[int] | None = None) -> GlobalModel:
+        """The global model (signed by a client in `sealed_by`), its round, and whether that round was refused."""
+        return open_global_model(Message.from_bytes(global_message), self.sealing, self.models.layout.size,
+                                 sealed_by=sealed_by)
 
     def train_loss(self, reports: dict[int, Any], round_: int) -> float:
         """Sample-weighted mean of the clients' reported training losses."""
         opened = []
         for cid, report in reports.items():
             if isinstance(report, bytes):
-                report = json.loads(self.sealing.open(report, f"report:{round_}:{cid}"))
+                report = json.loads(self.sealing.open(report, report_context(round_, cid), allowed={cid}))
             if not report.get("refused"):
                 opened.append(report)
         total = sum(r["samples"] for r in opened)
@@ -265,6 +269,23 @@ def _load_or_create_keys(config: RunConfig, out_dir: Path, resume: bool) -> fp.P
     path.parent.mkdir(parents=True, exist_ok=True)
     private_key.save(path)
     return private_key
+
+
+def _load_or_create_dealer_secret(config: RunConfig, out_dir: Path, resume: bool) -> bytes | None:
+    """The dealer secret of the clients' signing keys (kept with the Paillier key; never given to a client)."""
+    if config.privacy != "paillier":
+        return None
+    path = out_dir / DEALER_SECRET_FILE
+    if resume and path.exists():
+        secret = path.read_bytes()
+        if len(secret) != DEALER_SECRET_BYTES:
+            raise CheckpointError(f"{path} holds {len(secret)} bytes, not a {DEALER_SECRET_BYTES}-byte dealer secret")
+        return secret
+    secret = new_dealer_secret()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, secret)
+    os.chmod(path, 0o600)
+    return secret
 
 
 def checkpoint_path(out_dir: Path, round_: int) -> Path:
@@ -329,6 +350,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
         for stale in ("metrics.jsonl",):
             (out / stale).unlink(missing_ok=True)
     private_key = _load_or_create_keys(config, out, resume)
+    dealer_secret = _load_or_create_dealer_secret(config, out, resume)
     saved = dataclasses.asdict(config)
     if config.privacy == "dp":
         saved["model_conversion"] = DP_CONVERSION_NOTE
@@ -351,6 +373,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
         if resume:
             _truncate_metrics(out, start_round - 1)
         return RunContext(config, out, data, None, {}, None, None, start_round, split=split, device=device)
+    signers, verifiers = derive_all(dealer_secret, run_id=config.run_id, num_clients=config.clients) \
+        if dealer_secret is not None else ({}, None)
     clients = {}
     for cid, idx in enumerate(parts):
         key = fp.PrivateKey.from_bytes(private_key.to_bytes(), insecure=config.insecure_keys) \
@@ -360,7 +384,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
                               private_key=key, run_id=config.run_id, precompute=config.precompute,
                               progress=progress, dp=config.dp_config(),
                               total_epochs=config.rounds * config.local_epochs, num_clients=config.clients,
-                              min_clients=config.min_clients)
+                              min_clients=config.min_clients, signer=signers.get(cid), verifiers=verifiers)
     dp = config.privacy == "dp"
     seed_everything(config.seed, 0, 0xA11)
     initial = build_model(config.model, num_classes=num_classes, weights=config.weights, dp_compatible=dp)
@@ -369,7 +393,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
                     privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
                     model_size=models.layout.size, num_tensors=models.layout.num_tensors,
-                    min_clients=config.min_clients,
+                    min_clients=config.min_clients, verifiers=verifiers,
                     public_key=private_key.public_key if private_key is not None else None)
     server.initialize(models.vector())
     if start_round > 1:
@@ -384,7 +408,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
         log.info("resuming %s after round %d", out, start_round - 1)
     if resume:  # even with no round complete: drop a half-written line the next round would append to
         _truncate_metrics(out, start_round - 1)
-    sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
+    sealing = SignedSealing(SealingKey(private_key, run_id=config.run_id), verifiers) \
+        if private_key is not None else None
     evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
     return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round,
                       device=device)
@@ -405,7 +430,8 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
         else:
             result = run_round(ctx.server, ctx.transport, r)
             t = time.perf_counter()
-            opened = ctx.evaluator.open_model(ctx.server.global_message())
+            opened = ctx.evaluator.open_model(ctx.server.global_message(),
+                                              sealed_by={result["selected_clients"][0]} if ctx.server.secure else None)
             vector, model_round = opened.vector, opened.model_round
             if model_round != r:
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")

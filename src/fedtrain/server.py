@@ -12,10 +12,12 @@ import numpy as np
 
 import fastpaillier as fp
 
+from .authentication import Verifiers
 from .errors import ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, guarded, load_array, parse_global, parse_plain_update, parse_secure_update,
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded,
+                       report_context, share_context, load_array, parse_global, parse_plain_update, parse_secure_update,
                        parse_share, parse_stats)
 from .secure_aggregation import EncodingPlan, chunk_bounds
 
@@ -52,7 +54,8 @@ class Server:
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
                  value_bits: int, model_size: int, public_key: fp.PublicKey | None,
-                 num_tensors: int | None = None, min_clients: int = DEFAULT_MIN_CLIENTS) -> None:
+                 num_tensors: int | None = None, min_clients: int = DEFAULT_MIN_CLIENTS,
+                 verifiers: Verifiers | None = None) -> None:
         if privacy not in PRIVACY_MODES:
             raise ConfigError(f"unknown privacy mode {privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
         if avg not in AVERAGING_MODES:
@@ -62,6 +65,7 @@ class Server:
         if privacy == "paillier":
             check_min_clients(min_clients, num_clients, fraction)
         self.min_clients = min_clients
+        self.verifiers = verifiers  # the clients' public signature keys: who signed a sealed blob (not its content)
         self.num_clients = num_clients
         self.fraction = fraction
         self.seed = seed
@@ -94,6 +98,8 @@ class Server:
             raise ProtocolError("in secure mode a trained global model must arrive sealed")
         if not sealed:
             vector_from_bytes(message.blob("global"), self.model_size)
+        elif self.verifiers is not None:
+            self.verifiers.open(message.blob("sealed_global"), global_context(model_round))
         self._global = Message("global", message.round, "server", {"model_round": model_round},
                                dict(message.blobs))
 
@@ -160,6 +166,9 @@ class Server:
         maxabs = self._sum({c: m["maxabs"] for c, m in messages.items()}, "'stats' blob 'maxabs'",
                            shape=None if self.num_tensors is None else (self.num_tensors,),
                            codec=plan.stats_codec(self.public_key))
+        if self.verifiers is not None:
+            for cid, m in messages.items():
+                self.verifiers.open(m["report"], report_context(round_, cid), allowed={cid})
         self.reports = {cid: m["report"] for cid, m in messages.items()}
         reply = Message("stats_sum", round_, "server", {},
                         {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
@@ -206,6 +215,8 @@ class Server:
             j, share = parse_share(message, round_, cid, len(selected))
             if selected.index(cid) != j:
                 raise ProtocolError(f"client {cid} returned slice {j}, which it was not asked to decrypt")
+            if self.verifiers is not None:
+                self.verifiers.open(share, share_context(round_, j), allowed={cid})
             blobs[f"share{j}"] = share
         leader = selected[0]
         return {leader: Message("shares", round_, "server", {}, blobs).to_bytes()}
@@ -218,4 +229,6 @@ class Server:
         if parse_global(message, sealed=True) != round_ or message.sender != f"client:{leader}":
             raise ProtocolError(f"the new global model must come from round {round_}'s leader, client {leader}, "
                                 f"as model_round {round_}; got {message.sender!r}, round {message.round}")
+        if self.verifiers is not None:
+            self.verifiers.open(message.blob("sealed_global"), global_context(round_), allowed={leader})
         self.install_global(data)

@@ -385,3 +385,95 @@ def test_a_refused_round_completes_with_the_model_unchanged_and_sizes_unchanged(
     np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0], start)
     assert record["bytes"] == honest_ctx.records[0]["bytes"]
     assert honest_ctx.records[0]["refused"] is False and honest_ctx.records[0]["refusals"] == {}
+
+
+# -- item 3: per-client authentication ----------------------------------------------------------
+
+
+def _shares_for_leader(script: ScriptedServer) -> tuple[dict[int, bytes], dict[int, bytes]]:
+    """(share replies by client, the honest 'shares' message for the leader)."""
+    _, requests = _decrypt_requests(script)
+    shares = {cid: script.deliver(cid, data) for cid, data in requests.items()}
+    return shares, script.server.on_shares(1, shares)
+
+
+def test_a_share_forged_by_another_client_is_rejected(tmp_path):
+    """Client 2 holds the shared sealing key; a share it makes for chunk 1 does not pass as client 1's."""
+    from fedtrain.protocol import share_context
+
+    script = ScriptedServer(tmp_path)
+    shares, to_leader = _shares_for_leader(script)
+    size = len(script.open_share(shares[1], 1)) - 1
+    forged = script.clients[2]._sealing.seal(b"\x00" + bytes(size), share_context(1, 1))
+    relabelled = forged[:-68] + (1).to_bytes(4, "little") + forged[-64:]  # claims client 1 signed it
+    (leader, data), = to_leader.items()
+    message = Message.from_bytes(data)
+    for blob, why in ((forged, "signed by client 2"), (relabelled, "fails client 1's signature")):
+        with pytest.raises(ProtocolError, match=why):  # the honest server already refuses it
+            script.server.on_shares(1, {**shares, 1: with_blobs(Message.from_bytes(shares[1]),
+                                                              {"share": blob})})
+        fresh = ScriptedServer(tmp_path / why.split()[0])
+        f_shares, f_leader = _shares_for_leader(fresh)
+        (f_cid, f_data), = f_leader.items()
+        f_message = Message.from_bytes(f_data)
+        f_blob = fresh.clients[2]._sealing.seal(b"\x00" + bytes(size), share_context(1, 1))
+        if why.startswith("fails"):
+            f_blob = f_blob[:-68] + (1).to_bytes(4, "little") + f_blob[-64:]
+        reply = fresh.deliver(f_cid, with_blobs(f_message, {**f_message.blobs, "share1": f_blob}))
+        opened = fresh.ctx.evaluator.open_model(reply, sealed_by={f_cid})
+        assert opened.refused  # the leader takes the forgery for a refusal: the model stays as it was
+        assert any(why in reason for _, _, reason in fresh.clients[f_cid].refusals)
+    assert leader == 0 and message.kind == "shares"
+
+
+def test_a_global_model_forged_by_a_client_that_did_not_lead_is_rejected(tmp_path):
+    """Client 2 seals a global model of round 1 (led by client 0): server, clients and evaluator refuse it."""
+    from fedtrain.client import OK
+    from fedtrain.messages import vector_to_bytes
+    from fedtrain.protocol import global_context
+
+    script = ScriptedServer(tmp_path)
+    _, to_leader = _shares_for_leader(script)
+    (leader, data), = to_leader.items()
+    honest = script.deliver(leader, data)
+    evil = np.full(script.clients[2].models.layout.size, 7.0, dtype=np.float32)
+    blob = script.clients[2]._sealing.seal(OK + vector_to_bytes(evil), global_context(1))
+    forged = Message("global", 1, "client:0", {"model_round": 1}, {"sealed_global": blob}).to_bytes()
+    with pytest.raises(ProtocolError, match="signed by client 2"):
+        script.server.on_global(1, forged)
+    with pytest.raises(ProtocolError, match="signed by client 2"):
+        script.ctx.evaluator.open_model(forged, sealed_by={0})
+    # a client of round 1 starting round 2 from the forgery refuses it (the server is made to relay it)
+    script.server.on_global(1, honest)
+    start = Message.from_bytes(script.server.start_round(2)[1])
+    bad_start = with_blobs(start, {"sealed_global": blob})
+    reply = script.deliver(1, bad_start)
+    assert Message.from_bytes(reply).kind == "stats"
+    assert "signed by client 2" in script.clients[1].refusals[-1][2]
+
+
+def test_each_client_holds_only_its_own_signing_key(secure_round):
+    from fedtrain.authentication import Signer
+
+    ctx, _ = secure_round
+    for cid, client in ctx.clients.items():
+        assert client._sealing.signer.cid == cid
+        assert not any(isinstance(v, Signer) and v is not client._sealing.signer for v in vars(client).values())
+    assert ctx.server.verifiers is not None and not hasattr(ctx.server.verifiers, "sign")
+    assert ctx.evaluator.sealing.signer is None
+
+
+def test_signature_binds_context_and_signer():
+    from fedtrain.authentication import derive_all, new_dealer_secret
+
+    signers, verifiers = derive_all(new_dealer_secret(), run_id="r", num_clients=3)
+    blob = signers[1].sign(b"payload", "share:1:1")
+    assert verifiers.open(blob, "share:1:1", allowed={1}) == (1, b"payload")
+    for context, allowed, why in (("share:1:2", None, "fails"), ("share:1:1", {2}, "signed by client 1")):
+        with pytest.raises(ProtocolError, match=why):
+            verifiers.open(blob, context, allowed=allowed)
+    with pytest.raises(ProtocolError, match="too short"):
+        verifiers.open(blob[:10], "share:1:1")
+    other_signers, _ = derive_all(new_dealer_secret(), run_id="r", num_clients=3)
+    with pytest.raises(ProtocolError, match="fails"):
+        verifiers.open(other_signers[1].sign(b"payload", "share:1:1"), "share:1:1")
