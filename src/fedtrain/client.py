@@ -253,7 +253,6 @@ class Client:
         settings = parse_round_start(message, self.num_clients)
         plan = EncodingPlan(settings.value_bits, len(settings.selected))
         self._state.update(plan=plan, selected=list(settings.selected), leader=settings.leader)
-        self._leaders[r] = settings.leader  # the global model of round r must be signed by this client
         if self.cid not in settings.selected:
             raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
                                 f"include client {self.cid}")
@@ -326,13 +325,20 @@ class Client:
         state = self._require_state(r, "stats_sum")
         start = _now()
         pk = self._key.public_key
-        count_blob, maxabs_blob = parse_stats_sum(message, r)
-        k = len(state["selected"])
+        count_blob, maxabs_blob, survivors = parse_stats_sum(message, r, self.num_clients)
+        if not set(survivors) <= set(state["selected"]) or self.cid not in survivors \
+                or len(survivors) < self.min_clients:
+            raise ProtocolError(f"'stats_sum' message field 'survivors' = {survivors} must be at least "
+                                f"{self.min_clients} of the selected clients {state['selected']}, this one included")
+        k = len(survivors)
         enc_total = load_array(count_blob, pk, "'stats_sum' blob 'count'")
         check_array(enc_total, "'stats_sum' blob 'count'", shape=(1,), codec=None, summands=k)
         enc_scales = load_array(maxabs_blob, pk, "'stats_sum' blob 'maxabs'")
         check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
                     codec=state["plan"].stats_codec(pk), summands=k)
+        # The round goes on with the survivors: chunks, decryptors, leader and codec are theirs from here on.
+        state.update(selected=survivors, plan=EncodingPlan(state["plan"].value_bits, k), leader=survivors[0])
+        self._leaders[r] = survivors[0]  # the global model of round r must be signed by this client
         total = int(self._key.decrypt(enc_total)[0])
         scales = self._key.decrypt(enc_scales).astype(np.float64)
         self._tick("decrypt", start)

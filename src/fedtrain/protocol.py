@@ -168,11 +168,12 @@ def parse_round_start(message: Message, num_clients: int) -> RoundStart:
     return RoundStart(message.round, model_round, privacy, avg, value_bits, tuple(selected), leader)
 
 
-def parse_stats_sum(message: Message, round_: int) -> tuple[bytes, bytes]:
-    """(encrypted count sum, encrypted maxima sum) of a 'stats_sum' message."""
+def parse_stats_sum(message: Message, round_: int, num_clients: int) -> tuple[bytes, bytes, list[int]]:
+    """(encrypted count sum, encrypted maxima sum, the clients they sum) of a 'stats_sum' message."""
     check_header(message, "stats_sum", round_, "server")
-    check_names(message, blobs=("count", "maxabs"))
-    return message.blob("count"), message.blob("maxabs")
+    check_names(message, fields=("survivors",), blobs=("count", "maxabs"))
+    survivors = client_ids_field(message, "survivors", num_clients)
+    return message.blob("count"), message.blob("maxabs"), survivors
 
 
 def parse_decrypt_request(message: Message, round_: int, parts: int) -> tuple[int, bytes | None]:

@@ -60,6 +60,7 @@ class RunConfig:
     local_epochs: int = 1
     fraction: float = 1.0
     min_clients: int = DEFAULT_MIN_CLIENTS
+    deadline: float | None = None  # seconds a client may take per exchange; a later reply is dropped
     privacy: str = "paillier"
     key_bits: int = 2048
     insecure_keys: bool = False
@@ -102,6 +103,8 @@ class RunConfig:
             raise ConfigError(f"--clients must be at least 1, got {self.clients}")
         if self.privacy == "paillier":
             check_min_clients(self.min_clients, self.clients, self.fraction)
+        if self.deadline is not None and not self.deadline > 0:
+            raise ConfigError(f"--deadline must be a positive number of seconds, got {self.deadline}")
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
         if self.randomness not in ("djn", "classic"):
@@ -134,15 +137,19 @@ class RunConfig:
 
 
 class InProcessTransport:
-    """Delivers message bytes to in-process clients and counts bytes per client."""
+    """Delivers message bytes to in-process clients, counts bytes per client, and drops late or failed replies."""
 
-    def __init__(self, clients: dict[int, Client]) -> None:
+    def __init__(self, clients: dict[int, Client], *, deadline: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.clients = clients
+        self.deadline = deadline
+        self.clock = clock
         self.sent: dict[int, int] = {}
         self.received: dict[int, int] = {}
+        self.failures: dict[int, str] = {}  # this round's clients whose reply was dropped, and why
 
     def reset(self) -> None:
-        self.sent, self.received = {}, {}
+        self.sent, self.received, self.failures = {}, {}, {}
 
     def deliver(self, cid: int, data: bytes) -> bytes | None:
         """Hands `data` to client `cid`; returns its reply."""
@@ -153,11 +160,20 @@ class InProcessTransport:
         return reply
 
     def exchange(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
-        """Delivers each message and collects the replies."""
+        """Delivers each message and collects the replies that came back in time (the rest in `failures`)."""
         replies = {}
         for cid, data in outgoing.items():
-            reply = self.deliver(cid, data)
-            if reply is not None:
+            start = self.clock()
+            try:
+                reply = self.deliver(cid, data)
+            except Exception as exc:  # noqa: BLE001 - a failing client is dropped, the server decides the rest
+                self.failures[cid] = f"{type(exc).__name__}: {exc}"
+                continue
+            if self.deadline is not None and self.clock() - start > self.deadline:
+                self.failures[cid] = f"late: replied after the {self.deadline:g} s deadline"
+            elif reply is None:
+                self.failures[cid] = "no reply"
+            else:
                 replies[cid] = reply
         return replies
 
@@ -179,14 +195,20 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         server_cpu += time.process_time() - c
         return out
 
-    if server.secure:
-        replies = transport.exchange(serve(server.on_stats, round_, replies))
-        replies = transport.exchange(serve(server.on_updates, round_, replies))
-        (leader, data), = serve(server.on_shares, round_, replies).items()
-        reply = transport.deliver(leader, data)
-        serve(server.on_global, round_, reply)
-    else:
-        serve(server.on_updates, round_, replies)
+    try:
+        if server.secure:
+            replies = transport.exchange(serve(server.on_stats, round_, replies))
+            replies = transport.exchange(serve(server.on_updates, round_, replies))
+            (leader, data), = serve(server.on_shares, round_, replies).items()
+            reply = transport.deliver(leader, data)
+            serve(server.on_global, round_, reply)
+        else:
+            serve(server.on_updates, round_, replies)
+    except ProtocolError as exc:
+        if not transport.failures:
+            raise
+        raise ProtocolError(f"{exc} (replies dropped by the transport: {transport.failures})") from exc
+    dropped = {c: transport.failures.get(c, why) for c, why in server.dropped.items()} if server.secure else {}
     wall = time.perf_counter() - t0
     phases = ("train", "encrypt", "decrypt")
     totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
@@ -200,6 +222,8 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
                           "round": sum(slowest.values()) + server_time},
         "cpu_seconds": {**cpu, "aggregate": server_cpu},
         "round_wall": wall,
+        "survivors": server.participants if server.secure else selected,
+        "dropped": {str(c): why for c, why in sorted(dropped.items())},
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
     }
@@ -411,8 +435,8 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     sealing = SignedSealing(SealingKey(private_key, run_id=config.run_id), verifiers) \
         if private_key is not None else None
     evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
-    return RunContext(config, out, data, server, clients, evaluator, InProcessTransport(clients), start_round,
-                      device=device)
+    return RunContext(config, out, data, server, clients, evaluator,
+                      InProcessTransport(clients, deadline=config.deadline), start_round, device=device)
 
 
 def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:
@@ -431,7 +455,7 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
             result = run_round(ctx.server, ctx.transport, r)
             t = time.perf_counter()
             opened = ctx.evaluator.open_model(ctx.server.global_message(),
-                                              sealed_by={result["selected_clients"][0]} if ctx.server.secure else None)
+                                              sealed_by={result["survivors"][0]} if ctx.server.secure else None)
             vector, model_round = opened.vector, opened.model_round
             if model_round != r:
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")

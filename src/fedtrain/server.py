@@ -156,23 +156,63 @@ class Server:
         except fp.FastPaillierError as exc:
             raise ProtocolError(f"the {what} cannot be added: {exc}") from None
 
+    def _check_stats(self, round_: int, cid: int, data: bytes, codec: fp.PackedCodec,
+                     shape: tuple[int, ...] | None) -> dict[str, bytes]:
+        """One client's 'stats' reply, checked against the schema, the plan and its signature."""
+        blobs = parse_stats(Message.from_bytes(data), round_, cid)
+        for name, want_shape, want_codec in (("count", (1,), None), ("maxabs", shape, codec)):
+            array = load_array(blobs[name], self.public_key, f"client {cid}'s 'stats' blob {name!r}")
+            check_array(array, f"client {cid}'s 'stats' blob {name!r}",
+                        shape=array.shape if want_shape is None else want_shape, codec=want_codec, summands=1)
+        if self.verifiers is not None:
+            self.verifiers.open(blobs["report"], report_context(round_, cid), allowed={cid})
+        return blobs
+
     @guarded
     def on_stats(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
-        """Secure mode: adds the encrypted counts and per-tensor maxima and returns the sums."""
-        messages = {cid: parse_stats(m, round_, cid) for cid, m in self._replies(round_, replies, "stats").items()}
+        """Secure mode: adds the encrypted counts and maxima of the clients that answered well; returns the sums.
+
+        A selected client that sent no reply, or one that fails the schema, the plan or its signature, is
+        dropped from the round (see `dropped`); the round goes on with the rest if at least min_clients remain,
+        and the sums, weights, chunks and decryptors are those of the survivors.
+        """
+        if self._round_state.get("round") != round_:
+            raise ProtocolError(f"'stats' replies of round {round_} arrived outside that round")
+        announced = self._round_state["selected"]
         plan, _ = self._plan()
-        count = self._sum({c: m["count"] for c, m in messages.items()}, "'stats' blob 'count'", shape=(1,),
-                          codec=None)
-        maxabs = self._sum({c: m["maxabs"] for c, m in messages.items()}, "'stats' blob 'maxabs'",
-                           shape=None if self.num_tensors is None else (self.num_tensors,),
+        shape = None if self.num_tensors is None else (self.num_tensors,)
+        good: dict[int, dict[str, bytes]] = {}
+        dropped: dict[int, str] = {}
+        for cid in announced:
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                good[cid] = self._check_stats(round_, cid, replies[cid], plan.stats_codec(self.public_key), shape)
+                shape = shape or load_array(good[cid]["maxabs"], self.public_key, "maxabs").shape
+            except ProtocolError as exc:
+                dropped[cid] = str(exc)
+        if len(good) < self.min_clients:
+            raise ProtocolError(f"round {round_}: only {len(good)} of the selected clients {announced} answered "
+                                f"well, fewer than --min-clients {self.min_clients} (dropped: {dropped})")
+        count = self._sum({c: m["count"] for c, m in good.items()}, "'stats' blob 'count'", shape=(1,), codec=None)
+        maxabs = self._sum({c: m["maxabs"] for c, m in good.items()}, "'stats' blob 'maxabs'", shape=shape,
                            codec=plan.stats_codec(self.public_key))
-        if self.verifiers is not None:
-            for cid, m in messages.items():
-                self.verifiers.open(m["report"], report_context(round_, cid), allowed={cid})
-        self.reports = {cid: m["report"] for cid, m in messages.items()}
-        reply = Message("stats_sum", round_, "server", {},
+        survivors = sorted(good)
+        self._round_state.update(selected=survivors, announced=announced, dropped=dropped)
+        self.reports = {cid: m["report"] for cid, m in good.items()}
+        reply = Message("stats_sum", round_, "server", {"survivors": survivors},
                         {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
-        return {cid: reply for cid in messages}
+        return {cid: reply for cid in survivors}
+
+    @property
+    def participants(self) -> list[int]:
+        """The current round's clients: the selection, less those dropped (the first one leads)."""
+        return list(self._round_state.get("selected", []))
+
+    @property
+    def dropped(self) -> dict[int, str]:
+        """The clients dropped from the current round, with the reason."""
+        return dict(self._round_state.get("dropped", {}))
 
     @guarded
     def on_updates(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:

@@ -477,3 +477,69 @@ def test_signature_binds_context_and_signer():
     other_signers, _ = derive_all(new_dealer_secret(), run_id="r", num_clients=3)
     with pytest.raises(ProtocolError, match="fails"):
         verifiers.open(other_signers[1].sign(b"payload", "share:1:1"), "share:1:1")
+
+
+# -- item 5 (first phase): clients dropped before the sums, the round completes with the rest ----------
+
+
+class FaultyTransport(InProcessTransport):
+    """Injects one fault per (round, client) into the client's first reply of that round."""
+
+    def __init__(self, clients, faults: dict[tuple[int, int], str], deadline: float) -> None:
+        self.lag = 0.0
+        super().__init__(clients, deadline=deadline, clock=lambda: __import__("time").perf_counter() + self.lag)
+        self.faults = faults
+        self.other_key = fp.generate_keypair(512, insecure=True)[1]
+
+    def deliver(self, cid: int, data: bytes) -> bytes | None:
+        message = Message.from_bytes(data)
+        fault = self.faults.get((message.round, cid)) if message.kind == "round_start" else None
+        if fault == "dies":
+            raise ConnectionResetError(f"client {cid} went away")
+        reply = super().deliver(cid, data)
+        if fault == "silent":
+            return None
+        if fault == "late":
+            self.lag += 2 * self.deadline  # its reply comes after the deadline
+        if fault in ("truncated", "wrong_key"):
+            stats = Message.from_bytes(reply)
+            count = stats.blob("count")
+            bad = count[:-7] if fault == "truncated" else self.other_key.encrypt(np.array([5])).to_bytes()
+            reply = with_blobs(stats, {**stats.blobs, "count": bad})
+        return reply
+
+
+SURVIVORS = {1: [0, 1], 2: [0, 2], 3: [1, 2], 4: [0, 1], 5: [0, 2]}
+FAULTS = {(1, 2): "silent", (2, 1): "late", (3, 0): "truncated", (4, 2): "wrong_key", (5, 1): "dies"}
+
+
+def test_dropped_clients_leave_the_model_of_a_run_over_the_survivors(tmp_path, monkeypatch):
+    """Five rounds, one fault each (the leader's in round 3): each round completes with the other two."""
+    import fedtrain.server as server_module
+
+    config = dict(rounds=5, min_clients=2, deadline=600.0)
+    ctx = setup_run(tiny_config(**config), tmp_path / "faulty")
+    ctx.transport = FaultyTransport(ctx.clients, FAULTS, deadline=600.0)
+    records = run_rounds(ctx)
+    for rec in records:
+        r = rec["round"]
+        (cid, fault), = [(c, f) for (rr, c), f in FAULTS.items() if rr == r]
+        assert rec["selected_clients"] == [0, 1, 2] and rec["survivors"] == SURVIVORS[r], r
+        assert list(rec["dropped"]) == [str(cid)], (r, rec["dropped"])
+        assert rec["refused"] is False
+    assert "late" in records[1]["dropped"]["1"] and "went away" in records[4]["dropped"]["1"]
+    assert "no reply" in records[0]["dropped"]["2"]
+    faulty_model = ctx.evaluator.open(ctx.server.global_message())[0]
+
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r: SURVIVORS[r])
+    reference = setup_run(tiny_config(**config), tmp_path / "reference")
+    reference_records = run_rounds(reference)
+    assert all(rec["dropped"] == {} for rec in reference_records)
+    np.testing.assert_array_equal(faulty_model, reference.evaluator.open(reference.server.global_message())[0])
+
+
+def test_a_round_with_fewer_survivors_than_the_minimum_fails_naming_them(tmp_path):
+    ctx = setup_run(tiny_config(min_clients=3), tmp_path / "run")
+    ctx.transport = FaultyTransport(ctx.clients, {(1, 1): "silent"}, deadline=600.0)
+    with pytest.raises(ProtocolError, match=r"only 2 of the selected clients \[0, 1, 2\] answered well"):
+        run_rounds(ctx)
