@@ -203,6 +203,9 @@ class Client:
         if message.kind == "decrypt_request":
             selected = state.get("selected") or [self.cid]
             j = selected.index(self.cid) if self.cid in selected else 0
+            asked = message.fields.get("chunk")
+            if isinstance(asked, int) and not isinstance(asked, bool) and 0 <= asked < len(selected):
+                j = asked  # a decoy of the size of the slice asked for
             a, b = chunk_bounds(self.models.layout.size, len(selected), plan.update_codec(pk).slots)[j]
             return self._share_reply(r, j, REFUSED, np.zeros(b - a, dtype=plan.relay_dtype()))
         previous = state.get("global", self._last_global)
@@ -361,13 +364,14 @@ class Client:
     # -- phase 3: decrypt one slice of the aggregate -------------------------
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r, "decrypt_request")
+        state = self._require_state(r, "decrypt_retry" if "retry_for" in message.fields else "decrypt_request")
         start = _now()
         selected, plan = state["selected"], state["plan"]
-        j, blob = parse_decrypt_request(message, r, len(selected))
-        if j != selected.index(self.cid):
-            raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts "
-                                f"chunk {selected.index(self.cid)} only")
+        j, blob, retry_for = parse_decrypt_request(message, r, len(selected), self.num_clients)
+        owner = self.cid if retry_for is None else retry_for
+        if owner not in selected or j != selected.index(owner) or (retry_for is not None and retry_for == self.cid):
+            raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts chunk "
+                                f"{selected.index(self.cid)}, and once the chunk of another survivor that dropped")
         codec = plan.update_codec(self._key.public_key)
         a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
         if (blob is None) != (b == a):
@@ -401,10 +405,10 @@ class Client:
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
         bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
-        shares = parse_shares(message, r, range(len(bounds)))
+        shares, decryptors = parse_shares(message, r, state["selected"])
         refused = []
         for j, (a, b) in enumerate(bounds):
-            raw = self._sealing.open(shares[j], share_context(r, j), allowed={state["selected"][j]})
+            raw = self._sealing.open(shares[j], share_context(r, j), allowed={decryptors[j]})
             part = np.frombuffer(raw[1:], dtype=plan.relay_dtype())
             if part.size != b - a:
                 raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
@@ -428,7 +432,7 @@ class Client:
         if step in self._state["answered"]:
             raise ProtocolError(f"client {self.cid} already answered round {r}'s {step!r} step")
         self._state["answered"].add(step)
-        if self._state.get("failed") and step != "decrypt_request":
+        if self._state.get("failed") and step not in ("decrypt_request", "decrypt_retry"):
             raise ProtocolError(f"round {r} was refused: {self._state['failed']}")
         return self._state
 

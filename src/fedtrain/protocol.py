@@ -176,20 +176,28 @@ def parse_stats_sum(message: Message, round_: int, num_clients: int) -> tuple[by
     return message.blob("count"), message.blob("maxabs"), survivors
 
 
-def parse_decrypt_request(message: Message, round_: int, parts: int) -> tuple[int, bytes | None]:
-    """(chunk index, its aggregate or None for an empty chunk) of a 'decrypt_request' message."""
+def parse_decrypt_request(message: Message, round_: int, parts: int,
+                          num_clients: int) -> tuple[int, bytes | None, int | None]:
+    """(chunk index, its aggregate or None for an empty chunk, the dropped client it stands in for or None)."""
     check_header(message, "decrypt_request", round_, "server")
-    check_names(message, fields=("chunk",), blobs=("aggregate",) if "aggregate" in message.blobs else ())
+    retry = "retry_for" in message.fields
+    check_names(message, fields=("chunk", "retry_for") if retry else ("chunk",),
+                blobs=("aggregate",) if "aggregate" in message.blobs else ())
     chunk = int_field(message, "chunk", low=0, high=parts - 1)
-    return chunk, message.blobs.get("aggregate")
+    retry_for = int_field(message, "retry_for", low=0, high=num_clients - 1) if retry else None
+    return chunk, message.blobs.get("aggregate"), retry_for
 
 
-def parse_shares(message: Message, round_: int, chunks: Iterable[int]) -> dict[int, bytes]:
-    """The sealed slices of a 'shares' message: exactly one blob 'share<j>' for each chunk j."""
+def parse_shares(message: Message, round_: int, survivors: list[int]) -> tuple[dict[int, bytes], list[int]]:
+    """(the sealed slice of each chunk j, who decrypted it) of a 'shares' message."""
     check_header(message, "shares", round_, "server")
-    expected = sorted(chunks)
-    check_names(message, blobs=[f"share{j}" for j in expected])
-    return {j: message.blob(f"share{j}") for j in expected}
+    check_names(message, fields=("decryptors",), blobs=[f"share{j}" for j in range(len(survivors))])
+    decryptors = message.get("decryptors")
+    if not (isinstance(decryptors, list) and len(decryptors) == len(survivors)
+            and all(is_int(c) and c in survivors for c in decryptors)):
+        raise ProtocolError(f"'shares' message field 'decryptors' must list one of the survivors {survivors} per "
+                            f"chunk, got {decryptors!r}")
+    return {j: message.blob(f"share{j}") for j in range(len(survivors))}, list(decryptors)
 
 
 # -- client -> server ---------------------------------------------------------------------------

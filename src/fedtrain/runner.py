@@ -178,6 +178,14 @@ class InProcessTransport:
         return replies
 
 
+def _drop_reason(server_reason: str, transport_reason: str | None) -> str:
+    """Why a client was dropped: the transport's reason where it has one, with the server's phase."""
+    if transport_reason is None:
+        return server_reason
+    phase = "during decryption: " if server_reason.startswith("during decryption") else ""
+    return phase + transport_reason
+
+
 def run_round(server: Server, transport: InProcessTransport, round_: int) -> dict[str, Any]:
     """One round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
     transport.reset()
@@ -199,7 +207,10 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         if server.secure:
             replies = transport.exchange(serve(server.on_stats, round_, replies))
             replies = transport.exchange(serve(server.on_updates, round_, replies))
-            (leader, data), = serve(server.on_shares, round_, replies).items()
+            outgoing = serve(server.on_shares, round_, replies)
+            if server.retrying:  # a decryptor dropped: another survivor decrypts its chunk, once
+                outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
+            (leader, data), = outgoing.items()
             reply = transport.deliver(leader, data)
             serve(server.on_global, round_, reply)
         else:
@@ -208,7 +219,8 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         if not transport.failures:
             raise
         raise ProtocolError(f"{exc} (replies dropped by the transport: {transport.failures})") from exc
-    dropped = {c: transport.failures.get(c, why) for c, why in server.dropped.items()} if server.secure else {}
+    dropped = {c: _drop_reason(why, transport.failures.get(c)) for c, why in server.dropped.items()} \
+        if server.secure else {}
     wall = time.perf_counter() - t0
     phases = ("train", "encrypt", "decrypt")
     totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}

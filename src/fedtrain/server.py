@@ -234,32 +234,67 @@ class Server:
         codec = plan.update_codec(self.public_key)
         chunks = [j for j, (a, b) in enumerate(bounds) if b > a]
         parsed = {cid: parse_secure_update(m, round_, cid, chunks) for cid, m in messages.items()}
-        requests = {}
+        requests, aggregates = {}, {}
         for j, (a, b) in enumerate(bounds):  # every client gets a request (an empty chunk's has no aggregate)
             blobs = {}
             if b > a:
                 total = self._sum({cid: p[j] for cid, p in parsed.items()}, f"'update' blob 'chunk{j}'",
                                   shape=(b - a,), codec=codec)
                 blobs["aggregate"] = total.to_bytes()
+            aggregates[j] = blobs
             requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j}, blobs).to_bytes()
-        self._round_state["requested"] = sorted(requests)
+        self._round_state.update(aggregates=aggregates, decryptors=list(selected), collected={}, retried=False)
         return requests
+
+    @property
+    def retrying(self) -> bool:
+        """Whether on_shares last returned decryption retries (deliver them, then call on_shares again)."""
+        return bool(self._round_state.get("retrying"))
 
     @guarded
     def on_shares(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
-        """Relays the sealed decrypted slices to the round's leader."""
-        selected = self._round_state["selected"]
-        blobs = {}
-        requested = self._round_state.get("requested", [])
-        for cid, message in self._replies(round_, replies, "share", requested).items():
-            j, share = parse_share(message, round_, cid, len(selected))
-            if selected.index(cid) != j:
-                raise ProtocolError(f"client {cid} returned slice {j}, which it was not asked to decrypt")
-            if self.verifiers is not None:
-                self.verifiers.open(share, share_context(round_, j), allowed={cid})
-            blobs[f"share{j}"] = share
-        leader = selected[0]
-        return {leader: Message("shares", round_, "server", {}, blobs).to_bytes()}
+        """Relays the sealed decrypted slices to the round's leader, or asks for one retry of those missing.
+
+        A decryptor whose slice is missing or fails its checks is dropped, and its chunk goes to another
+        survivor once (see `retrying`); a second failure, or the leader's, fails the round.
+        """
+        state = self._round_state
+        if state.get("round") != round_ or "decryptors" not in state:
+            raise ProtocolError(f"'share' replies of round {round_} arrived outside that round's decryption")
+        selected, decryptors, collected = state["selected"], state["decryptors"], state["collected"]
+        failed: dict[int, str] = {}
+        for j, cid in enumerate(decryptors):
+            if j in collected:
+                continue
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                chunk, share = parse_share(Message.from_bytes(replies[cid]), round_, cid, len(selected))
+                if chunk != j:
+                    raise ProtocolError(f"client {cid} returned slice {chunk}, which it was not asked to decrypt")
+                if self.verifiers is not None:
+                    self.verifiers.open(share, share_context(round_, j), allowed={cid})
+                collected[j] = share
+            except ProtocolError as exc:
+                failed[j] = str(exc)
+        state["retrying"] = False
+        if failed:
+            lost = {decryptors[j] for j in failed}
+            healthy = [c for c in selected if c not in lost and c not in state["dropped"]]
+            if state["retried"] or selected[0] in lost or len(healthy) < len(failed):
+                raise ProtocolError(f"round {round_}: the decryption of chunks {sorted(failed)} failed "
+                                    f"({ {decryptors[j]: why for j, why in failed.items()} })")
+            requests = {}
+            for helper, (j, why) in zip(healthy, sorted(failed.items())):
+                state["dropped"][decryptors[j]] = f"during decryption: {why}"
+                fields = {"chunk": j, "retry_for": decryptors[j]}
+                decryptors[j] = helper
+                requests[helper] = Message("decrypt_request", round_, "server", fields,
+                                           state["aggregates"][j]).to_bytes()
+            state.update(retried=True, retrying=True)
+            return requests
+        blobs = {f"share{j}": collected[j] for j in range(len(decryptors))}
+        return {selected[0]: Message("shares", round_, "server", {"decryptors": list(decryptors)}, blobs).to_bytes()}
 
     @guarded
     def on_global(self, round_: int, data: bytes) -> None:

@@ -401,29 +401,25 @@ def test_a_share_forged_by_another_client_is_rejected(tmp_path):
     """Client 2 holds the shared sealing key; a share it makes for chunk 1 does not pass as client 1's."""
     from fedtrain.protocol import share_context
 
-    script = ScriptedServer(tmp_path)
-    shares, to_leader = _shares_for_leader(script)
-    size = len(script.open_share(shares[1], 1)) - 1
-    forged = script.clients[2]._sealing.seal(b"\x00" + bytes(size), share_context(1, 1))
-    relabelled = forged[:-68] + (1).to_bytes(4, "little") + forged[-64:]  # claims client 1 signed it
-    (leader, data), = to_leader.items()
-    message = Message.from_bytes(data)
-    for blob, why in ((forged, "signed by client 2"), (relabelled, "fails client 1's signature")):
-        with pytest.raises(ProtocolError, match=why):  # the honest server already refuses it
-            script.server.on_shares(1, {**shares, 1: with_blobs(Message.from_bytes(shares[1]),
-                                                              {"share": blob})})
-        fresh = ScriptedServer(tmp_path / why.split()[0])
-        f_shares, f_leader = _shares_for_leader(fresh)
-        (f_cid, f_data), = f_leader.items()
-        f_message = Message.from_bytes(f_data)
-        f_blob = fresh.clients[2]._sealing.seal(b"\x00" + bytes(size), share_context(1, 1))
-        if why.startswith("fails"):
-            f_blob = f_blob[:-68] + (1).to_bytes(4, "little") + f_blob[-64:]
-        reply = fresh.deliver(f_cid, with_blobs(f_message, {**f_message.blobs, "share1": f_blob}))
-        opened = fresh.ctx.evaluator.open_model(reply, sealed_by={f_cid})
-        assert opened.refused  # the leader takes the forgery for a refusal: the model stays as it was
-        assert any(why in reason for _, _, reason in fresh.clients[f_cid].refusals)
-    assert leader == 0 and message.kind == "shares"
+    for why in ("signed by client 2", "fails client 1's signature"):
+        script = ScriptedServer(tmp_path / why.split()[0])
+        _, requests = _decrypt_requests(script)
+        shares = {cid: script.deliver(cid, data) for cid, data in requests.items()}
+        size = len(script.open_share(shares[1], 1)) - 1
+        forged = script.clients[2]._sealing.seal(b"\x00" + bytes(size), share_context(1, 1))
+        if why.startswith("fails"):  # the same bytes, claiming that client 1 signed them
+            forged = forged[:-68] + (1).to_bytes(4, "little") + forged[-64:]
+        bad = {**shares, 1: with_blobs(Message.from_bytes(shares[1]), {"share": forged})}
+        # the honest server drops client 1 for it and asks another survivor to decrypt chunk 1
+        retry = script.server.on_shares(1, bad)
+        assert script.server.retrying and why in script.server.dropped[1]
+        (helper, data), = retry.items()
+        assert helper != 1 and Message.from_bytes(data).get("retry_for") == 1
+        # a leader handed the forgery (by a malicious server) refuses the round
+        blobs = {f"share{j}": Message.from_bytes(bad[c]).blob("share") for j, c in enumerate([0, 1, 2])}
+        reply = script.deliver(0, Message("shares", 1, "server", {"decryptors": [0, 1, 2]}, blobs).to_bytes())
+        assert script.ctx.evaluator.open_model(reply, sealed_by={0}).refused
+        assert any(why in reason for _, _, reason in script.clients[0].refusals)
 
 
 def test_a_global_model_forged_by_a_client_that_did_not_lead_is_rejected(tmp_path):
@@ -493,7 +489,10 @@ class FaultyTransport(InProcessTransport):
 
     def deliver(self, cid: int, data: bytes) -> bytes | None:
         message = Message.from_bytes(data)
-        fault = self.faults.get((message.round, cid)) if message.kind == "round_start" else None
+        fault = self.faults.get((message.round, cid), "")
+        if fault.startswith("decrypt:"):
+            return self._decrypt_fault(cid, data, message, fault[len("decrypt:"):])
+        fault = fault if message.kind == "round_start" else None
         if fault == "dies":
             raise ConnectionResetError(f"client {cid} went away")
         reply = super().deliver(cid, data)
@@ -507,6 +506,18 @@ class FaultyTransport(InProcessTransport):
             bad = count[:-7] if fault == "truncated" else self.other_key.encrypt(np.array([5])).to_bytes()
             reply = with_blobs(stats, {**stats.blobs, "count": bad})
         return reply
+
+
+    def _decrypt_fault(self, cid: int, data: bytes, message: Message, fault: str) -> bytes | None:
+        if message.kind != "decrypt_request":
+            return super().deliver(cid, data)
+        if fault == "dies":
+            raise ConnectionResetError(f"client {cid} died while decrypting")
+        reply = super().deliver(cid, data)
+        if fault == "silent":
+            return None
+        share = Message.from_bytes(reply)
+        return with_blobs(share, {"share": share.blob("share")[:-5]})  # truncated
 
 
 SURVIVORS = {1: [0, 1], 2: [0, 2], 3: [1, 2], 4: [0, 1], 5: [0, 2]}
@@ -542,4 +553,27 @@ def test_a_round_with_fewer_survivors_than_the_minimum_fails_naming_them(tmp_pat
     ctx = setup_run(tiny_config(min_clients=3), tmp_path / "run")
     ctx.transport = FaultyTransport(ctx.clients, {(1, 1): "silent"}, deadline=600.0)
     with pytest.raises(ProtocolError, match=r"only 2 of the selected clients \[0, 1, 2\] answered well"):
+        run_rounds(ctx)
+
+
+def test_a_decryptor_lost_mid_decryption_costs_one_retry_not_the_round(tmp_path, secure_round):
+    """Three rounds, one decryptor lost in each (dies, silent, truncated slice): the model of an honest run."""
+    faults = {(1, 1): "decrypt:dies", (2, 2): "decrypt:silent", (3, 1): "decrypt:truncated"}
+    ctx = setup_run(tiny_config(rounds=3), tmp_path / "faulty")
+    ctx.transport = FaultyTransport(ctx.clients, faults, deadline=600.0)
+    records = run_rounds(ctx)
+    for rec, ((_, cid), fault) in zip(records, sorted(faults.items())):
+        assert rec["survivors"] == [0, 1, 2] and list(rec["dropped"]) == [str(cid)], rec["dropped"]
+        assert "during decryption" in rec["dropped"][str(cid)] or "died" in rec["dropped"][str(cid)]
+        assert rec["refused"] is False
+    honest = setup_run(tiny_config(rounds=3), tmp_path / "honest")
+    run_rounds(honest)
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  honest.evaluator.open(honest.server.global_message())[0])
+
+
+def test_a_leader_lost_mid_decryption_fails_the_round(tmp_path):
+    ctx = setup_run(tiny_config(), tmp_path / "run")
+    ctx.transport = FaultyTransport(ctx.clients, {(1, 0): "decrypt:silent"}, deadline=600.0)
+    with pytest.raises(ProtocolError, match=r"decryption of chunks \[0\] failed"):
         run_rounds(ctx)
