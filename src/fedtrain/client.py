@@ -255,7 +255,7 @@ class Client:
         self._state = {"round": r, "answered": {"round_start"}}
         settings = parse_round_start(message, self.num_clients)
         plan = EncodingPlan(settings.value_bits, len(settings.selected))
-        self._state.update(plan=plan, selected=list(settings.selected), leader=settings.leader)
+        self._state.update(plan=plan, stats_plan=plan, selected=list(settings.selected), leader=settings.leader)
         if self.cid not in settings.selected:
             raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
                                 f"include client {self.cid}")
@@ -325,10 +325,17 @@ class Client:
     # -- phase 2: encrypt the scaled update -----------------------------------
     def _on_stats_sum(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r, "stats_sum")
+        count_blob, maxabs_blob, survivors = parse_stats_sum(message, r, self.num_clients)
+        state = self._state
+        step = "stats_sum"
+        if state.get("round") == r and "stats_sum" in state.get("answered", ()):
+            # sums redone without a client lost during the update: answered once more, for fewer survivors only
+            if len(survivors) >= len(state["selected"]) or "decrypt_request" in state["answered"]:
+                raise ProtocolError(f"client {self.cid} already answered round {r}'s 'stats_sum' step")
+            step = f"stats_sum/{len(survivors)}"
+        state = self._require_state(r, step)
         start = _now()
         pk = self._key.public_key
-        count_blob, maxabs_blob, survivors = parse_stats_sum(message, r, self.num_clients)
         if not set(survivors) <= set(state["selected"]) or self.cid not in survivors \
                 or len(survivors) < self.min_clients:
             raise ProtocolError(f"'stats_sum' message field 'survivors' = {survivors} must be at least "
@@ -338,10 +345,9 @@ class Client:
         check_array(enc_total, "'stats_sum' blob 'count'", shape=(1,), codec=None, summands=k)
         enc_scales = load_array(maxabs_blob, pk, "'stats_sum' blob 'maxabs'")
         check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
-                    codec=state["plan"].stats_codec(pk), summands=k)
+                    codec=state["stats_plan"].stats_codec(pk), summands=k)
         # The round goes on with the survivors: chunks, decryptors, leader and codec are theirs from here on.
         state.update(selected=survivors, plan=EncodingPlan(state["plan"].value_bits, k), leader=survivors[0])
-        self._leaders[r] = survivors[0]  # the global model of round r must be signed by this client
         total = int(self._key.decrypt(enc_total)[0])
         scales = self._key.decrypt(enc_scales).astype(np.float64)
         self._tick("decrypt", start)
@@ -365,6 +371,7 @@ class Client:
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
         state = self._require_state(r, "decrypt_retry" if "retry_for" in message.fields else "decrypt_request")
+        self._leaders[r] = state["leader"]  # the survivors are final now: round r's model must be signed by it
         start = _now()
         selected, plan = state["selected"], state["plan"]
         j, blob, retry_for = parse_decrypt_request(message, r, len(selected), self.num_clients)

@@ -182,7 +182,7 @@ def _drop_reason(server_reason: str, transport_reason: str | None) -> str:
     """Why a client was dropped: the transport's reason where it has one, with the server's phase."""
     if transport_reason is None:
         return server_reason
-    phase = "during decryption: " if server_reason.startswith("during decryption") else ""
+    phase = server_reason.split(": ", 1)[0] + ": " if server_reason.startswith("during ") else ""
     return phase + transport_reason
 
 
@@ -206,7 +206,10 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
     try:
         if server.secure:
             replies = transport.exchange(serve(server.on_stats, round_, replies))
-            replies = transport.exchange(serve(server.on_updates, round_, replies))
+            outgoing = serve(server.on_updates, round_, replies)
+            if server.redoing_sums:  # a client was lost during the update: the survivors' sums, once more
+                outgoing = serve(server.on_updates, round_, transport.exchange(outgoing))
+            replies = transport.exchange(outgoing)
             outgoing = serve(server.on_shares, round_, replies)
             if server.retrying:  # a decryptor dropped: another survivor decrypts its chunk, once
                 outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))

@@ -194,15 +194,27 @@ class Server:
         if len(good) < self.min_clients:
             raise ProtocolError(f"round {round_}: only {len(good)} of the selected clients {announced} answered "
                                 f"well, fewer than --min-clients {self.min_clients} (dropped: {dropped})")
+        self._round_state.update(announced=announced, dropped=dropped, stats=good, stats_shape=shape,
+                                 stats_codec=plan.stats_codec(self.public_key), resummed=False)
+        return self._stats_sums(round_, sorted(good))
+
+    def _stats_sums(self, round_: int, survivors: list[int]) -> dict[int, bytes]:
+        """The 'stats_sum' messages of the survivors: their counts and maxima added, and their names."""
+        state = self._round_state
+        good = {c: state["stats"][c] for c in survivors}
         count = self._sum({c: m["count"] for c, m in good.items()}, "'stats' blob 'count'", shape=(1,), codec=None)
-        maxabs = self._sum({c: m["maxabs"] for c, m in good.items()}, "'stats' blob 'maxabs'", shape=shape,
-                           codec=plan.stats_codec(self.public_key))
-        survivors = sorted(good)
-        self._round_state.update(selected=survivors, announced=announced, dropped=dropped)
+        maxabs = self._sum({c: m["maxabs"] for c, m in good.items()}, "'stats' blob 'maxabs'",
+                           shape=state["stats_shape"], codec=state["stats_codec"])
+        state["selected"] = survivors
         self.reports = {cid: m["report"] for cid, m in good.items()}
         reply = Message("stats_sum", round_, "server", {"survivors": survivors},
                         {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
         return {cid: reply for cid in survivors}
+
+    @property
+    def redoing_sums(self) -> bool:
+        """Whether on_updates last returned new 'stats_sum' messages (deliver them, then call on_updates again)."""
+        return bool(self._round_state.get("redoing_sums"))
 
     @property
     def participants(self) -> list[int]:
@@ -217,8 +229,8 @@ class Server:
     @guarded
     def on_updates(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
         """Adds the updates: ciphertext chunks (secure; returns decryption requests) or plain FedAvg."""
-        messages = self._replies(round_, replies, "update")
         if not self.secure:
+            messages = self._replies(round_, replies, "update")
             cids = sorted(messages)
             parsed = {c: parse_plain_update(messages[c], round_, c) for c in cids}
             vectors = [vector_from_bytes(parsed[c][0], self.model_size) for c in cids]
@@ -229,17 +241,43 @@ class Server:
             self._global = Message("global", round_, "server", {"model_round": round_},
                                    {"global": vector_to_bytes(new)})
             return {}
-        selected = self._round_state["selected"]
+        state = self._round_state
+        selected = state["selected"]
         plan, bounds = self._plan()
         codec = plan.update_codec(self.public_key)
         chunks = [j for j, (a, b) in enumerate(bounds) if b > a]
-        parsed = {cid: parse_secure_update(m, round_, cid, chunks) for cid, m in messages.items()}
+        parsed: dict[int, dict[int, fp.EncryptedArray]] = {}
+        failed: dict[int, str] = {}
+        for cid in selected:  # each client's update on its own: a failing one is dropped, the sums redone
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                blobs = parse_secure_update(Message.from_bytes(replies[cid]), round_, cid, chunks)
+                arrays = {}
+                for j in chunks:
+                    what = f"client {cid}'s 'update' blob 'chunk{j}'"
+                    arrays[j] = load_array(blobs[j], self.public_key, what)
+                    check_array(arrays[j], what, shape=(bounds[j][1] - bounds[j][0],), codec=codec, summands=1)
+                parsed[cid] = arrays
+            except ProtocolError as exc:
+                failed[cid] = str(exc)
+        state["redoing_sums"] = False
+        if failed:
+            survivors = [c for c in selected if c not in failed]
+            if state.get("resummed", True) or len(survivors) < self.min_clients:
+                raise ProtocolError(f"round {round_}: the updates of clients {sorted(failed)} failed ({failed}); "
+                                    "the sums are redone once, for at least --min-clients survivors")
+            state["dropped"].update({c: f"during the update: {why}" for c, why in failed.items()})
+            state.update(resummed=True, redoing_sums=True)
+            return self._stats_sums(round_, survivors)
         requests, aggregates = {}, {}
         for j, (a, b) in enumerate(bounds):  # every client gets a request (an empty chunk's has no aggregate)
             blobs = {}
             if b > a:
-                total = self._sum({cid: p[j] for cid, p in parsed.items()}, f"'update' blob 'chunk{j}'",
-                                  shape=(b - a,), codec=codec)
+                try:
+                    total = fp.sum_arrays([parsed[cid][j] for cid in selected])
+                except fp.FastPaillierError as exc:
+                    raise ProtocolError(f"the 'update' chunks {j} cannot be added: {exc}") from None
                 blobs["aggregate"] = total.to_bytes()
             aggregates[j] = blobs
             requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j}, blobs).to_bytes()

@@ -492,6 +492,11 @@ class FaultyTransport(InProcessTransport):
         fault = self.faults.get((message.round, cid), "")
         if fault.startswith("decrypt:"):
             return self._decrypt_fault(cid, data, message, fault[len("decrypt:"):])
+        if fault.startswith("update:") and message.kind == "stats_sum":
+            if fault == "update:dies":
+                raise ConnectionResetError(f"client {cid} died before sending its update")
+            reply = super().deliver(cid, data)
+            return None if fault == "update:silent" else with_blobs(Message.from_bytes(reply), {"chunk0": b"x"})
         fault = fault if message.kind == "round_start" else None
         if fault == "dies":
             raise ConnectionResetError(f"client {cid} went away")
@@ -577,3 +582,47 @@ def test_a_leader_lost_mid_decryption_fails_the_round(tmp_path):
     ctx.transport = FaultyTransport(ctx.clients, {(1, 0): "decrypt:silent"}, deadline=600.0)
     with pytest.raises(ProtocolError, match=r"decryption of chunks \[0\] failed"):
         run_rounds(ctx)
+
+
+def test_a_client_lost_during_the_update_has_the_sums_redone_for_the_survivors(tmp_path, monkeypatch):
+    """Three rounds, one client lost after the sums in each: the model of a run over the survivors."""
+    import fedtrain.server as server_module
+
+    faults = {(1, 2): "update:silent", (2, 0): "update:dies", (3, 1): "update:garbage"}
+    survivors = {1: [0, 1], 2: [1, 2], 3: [0, 2]}
+    config = dict(rounds=3, min_clients=2)
+    ctx = setup_run(tiny_config(**config), tmp_path / "faulty")
+    ctx.transport = FaultyTransport(ctx.clients, faults, deadline=600.0)
+    records = run_rounds(ctx)
+    for rec in records:
+        assert rec["survivors"] == survivors[rec["round"]] and rec["refused"] is False
+        (cid,) = rec["dropped"]
+        assert "during the update" in rec["dropped"][cid]
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r: survivors[r])
+    reference = setup_run(tiny_config(**config), tmp_path / "reference")
+    run_rounds(reference)
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  reference.evaluator.open(reference.server.global_message())[0])
+
+
+def test_sums_are_redone_once_and_only_for_fewer_survivors(tmp_path):
+    script = ScriptedServer(tmp_path, min_clients=2)
+    stats_sum = script.stats()
+    first = script.deliver(0, stats_sum[0])
+    redo = script.server._stats_sums(1, [0, 1])
+    second = script.deliver(0, redo[0])  # fewer survivors: answered, for them
+    assert any(np.any(c != 0) for c in script.chunks({0: second})[0])
+    for data in (redo[0], stats_sum[0]):  # the same or more survivors again: decoys
+        again = script.deliver(0, data)
+        assert all(np.all(c == 0) for c in script.chunks({0: again})[0])
+        assert "already answered" in script.clients[0].refusals[-1][2]
+    assert len(first) > 0
+
+
+def test_a_leader_lost_during_the_update_rejoins_the_next_round(tmp_path):
+    """Client 0 leads round 1 and goes silent after the sums: client 1 leads; client 0 accepts its model."""
+    ctx = setup_run(tiny_config(rounds=2, min_clients=2), tmp_path / "run")
+    ctx.transport = FaultyTransport(ctx.clients, {(1, 0): "update:silent"}, deadline=600.0)
+    first, second = run_rounds(ctx)
+    assert first["survivors"] == [1, 2] and list(first["dropped"]) == ["0"]
+    assert second["survivors"] == [0, 1, 2] and second["refused"] is False and second["refusals"] == {}
