@@ -106,6 +106,11 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                      if privacy else "number of FedAvg rounds of each run; if not given: 5 (4 with --quick)")
     run.add_argument("--local-epochs", type=int, default=1, help="passes over its data each client makes per round")
     run.add_argument("--fraction", type=float, default=1.0, help="fraction of clients selected per round")
+    run.add_argument("--deadline", type=float, default=None,
+                     help="paillier: seconds a client may take per exchange; later, silent or malformed replies "
+                          "drop it from the round (default: no deadline)")
+    run.add_argument("--min-clients", type=int, default=3,
+                     help="paillier: fewest updates a round may aggregate (at least 2; clients refuse smaller rounds)")
     if privacy:
         run.add_argument("--privacy", default="paillier",
                          help="paillier (encrypted FedAvg), none (plain FedAvg), dp (FedAvg with DP-SGD "
@@ -159,6 +164,7 @@ def _config(args: argparse.Namespace):
     privacy = args.privacy if args.command == "run" else "none"
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
+                     min_clients=args.min_clients, deadline=args.deadline,
                      privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
                      value_bits=args.value_bits, rounding=args.rounding, randomness=args.randomness, avg=args.avg,
                      partition=args.partition, alpha=args.alpha,

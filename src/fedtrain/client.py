@@ -1,14 +1,18 @@
 """A hospital's side of the protocol: trains locally, encrypts its update, decrypts its slice of the sum.
 
-Clients hold the shared Paillier key pair (the paper's setting) and the AES-GCM
-sealing key derived from it.  They speak to the server only through `handle`,
-which takes a message's bytes and returns the reply's bytes.
+Clients hold the shared Paillier key pair (the paper's setting), the AES-GCM
+sealing key derived from it, and each its own signing key.  They speak to the
+server only through `handle`, which takes a message's bytes and returns the
+reply's bytes; a key-holding client answers each step of a round at most once
+and every refused step with a decoy of the same size (see `handle`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,11 +22,15 @@ import fastpaillier as fp
 
 from .data import ImageSet
 from .differential_privacy import DPConfig, DPTrainer
-from .errors import ConfigError, ProtocolError
+from .authentication import Signer, Verifiers
+from .errors import ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
-from .sealing import SealingKey
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field,
+                       load_array, parse_decrypt_request, parse_global, parse_round_start, parse_shares,
+                       parse_stats_sum, report_context, share_context)
+from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import (EncodingPlan, chunk_bounds, quantize, rounding_bound, rounding_rng,
                                  scale_statistics, scaled_update, scales_from_statistics, tensor_max_abs, unscale)
 from .training import LocalTrainingConfig, local_rng, train_local
@@ -35,9 +43,25 @@ def _now() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
 
-def global_context(model_round: int) -> str:
-    """Associated data of the sealed global model after `model_round` rounds."""
-    return f"global:{model_round}"
+REPORT_BYTES = 512  # sealed training reports are padded to this size, so that a refusal's has the same size
+OK, REFUSED = b"\x00", b"\x01"  # first byte of a sealed share or global model: the round went well, or not
+
+
+def pad_report(report: dict) -> bytes:
+    """A training report as JSON padded with spaces to REPORT_BYTES."""
+    data = json.dumps(report).encode()
+    if len(data) > REPORT_BYTES:
+        raise ProtocolError(f"a training report of {len(data)} bytes exceeds {REPORT_BYTES}")
+    return data.ljust(REPORT_BYTES)
+
+
+@dataclass(frozen=True)
+class GlobalModel:
+    """An opened global model: its vector, the rounds it has seen, and whether its last round was refused."""
+
+    vector: np.ndarray
+    model_round: int
+    refused: bool = False
 
 
 class ModelCodec:
@@ -58,15 +82,28 @@ class ModelCodec:
         return flatten_state(self.model.state_dict(), self.layout)
 
 
-def open_global(message: Message, sealing: SealingKey | None, size: int) -> tuple[np.ndarray, int]:
+def open_global(message: Message, sealing: SignedSealing | None, size: int) -> tuple[np.ndarray, int]:
     """(global model vector, rounds it has seen) from a message carrying it plainly or sealed."""
-    model_round = int(message.get("model_round"))
-    if "sealed_global" in message.blobs:
+    opened = open_global_model(message, sealing, size)
+    return opened.vector, opened.model_round
+
+
+def open_global_model(message: Message, sealing: SignedSealing | None, size: int, *,
+                      sealed_by: set[int] | None = None) -> GlobalModel:
+    """The global model of a message carrying it plainly or sealed (signed by a client in `sealed_by`)."""
+    sealed = "sealed_global" in message.blobs
+    if message.kind == "global":
+        model_round = parse_global(message, sealed=sealed)
+    else:  # a round_start message carries the global model's blob and round (parse_round_start checked them)
+        model_round = int_field(message, "model_round", low=0)
+    if sealed:
         if sealing is None:
             raise ProtocolError("received a sealed global model but holds no sealing key")
-        data = sealing.open(message.blob("sealed_global"), global_context(model_round))
-        return vector_from_bytes(data, size), model_round
-    return vector_from_bytes(message.blob("global"), size), model_round
+        data = sealing.open(message.blob("sealed_global"), global_context(model_round), allowed=sealed_by)
+        if data[:1] not in (OK, REFUSED):
+            raise ProtocolError(f"sealed global model of round {model_round} has an unknown status byte")
+        return GlobalModel(vector_from_bytes(data[1:], size), model_round, data[:1] == REFUSED)
+    return GlobalModel(vector_from_bytes(message.blob("global"), size), model_round)
 
 
 class Client:
@@ -76,10 +113,16 @@ class Client:
                  training: LocalTrainingConfig, device: torch.device, seed: int,
                  private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
                  progress: ProgressFactory | None = None, dp: DPConfig | None = None,
-                 total_epochs: int = 1) -> None:
+                 total_epochs: int = 1, num_clients: int | None = None,
+                 min_clients: int = DEFAULT_MIN_CLIENTS, signer: Signer | None = None,
+                 verifiers: Verifiers | None = None) -> None:
         if len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
+        self.num_clients = num_clients if num_clients is not None else cid + 1 + (1 << 20)
+        if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < MIN_CLIENTS_FLOOR:
+            raise ConfigError(f"min_clients must be an integer of at least {MIN_CLIENTS_FLOOR}, got {min_clients!r}")
+        self.min_clients = min_clients
         self.data = data
         self.training = training
         self.device = device
@@ -88,10 +131,18 @@ class Client:
         self.dp = DPTrainer(dp, samples=len(data), batch_size=training.batch_size,
                             total_epochs=total_epochs) if dp is not None else None
         self._key = private_key
-        self._sealing = SealingKey(private_key, run_id=run_id) if private_key is not None else None
+        if private_key is not None and (signer is None or signer.cid != cid or verifiers is None):
+            raise ConfigError(f"client {cid} holds the Paillier key but not its own signing key and the "
+                              "verification table; make them with fedtrain.authentication.derive_all")
+        self._sealing = SignedSealing(SealingKey(private_key, run_id=run_id), verifiers, signer) \
+            if private_key is not None else None
+        self._leaders: dict[int, int] = {}  # round -> its leader, for the rounds this client took part in
         self._precompute = precompute
         self._progress = progress
         self._state: dict = {}
+        self._last_round = 0  # the latest round this client started: a round starts once, and in order
+        self._last_global: np.ndarray | None = None
+        self.refusals: list[tuple[int, str, str]] = []  # (round, message kind, reason), kept by the client only
         self.timings: dict[str, float] = {}
         self.cpu_timings: dict[str, float] = {}  # CPU seconds of this process (all threads), per phase
 
@@ -101,14 +152,91 @@ class Client:
 
     # -- dispatch -------------------------------------------------------------
     def handle(self, data: bytes) -> bytes | None:
-        """Processes one message from the server and returns the reply (None if there is none)."""
-        message = Message.from_bytes(data)
+        """Processes one message from the server and returns the reply (None if there is none).
+
+        A key-holding client answers each step of a round at most once, and answers every failure
+        with a decoy of the reply's size and timing class (no accept/reject oracle; the reason is kept
+        in `refusals`).  A client without a key (plain modes) raises ProtocolError instead.
+        """
+        try:
+            message = Message.from_bytes(data)
+        except ProtocolError as exc:
+            if self._key is None:
+                raise
+            self.refusals.append((-1, "?", str(exc)))
+            return None  # not even a message: its sender knows that, and learns nothing from silence
         handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
                    "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
         if handler is None:
-            raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
-        reply = handler(message)
+            if self._key is None:
+                raise ProtocolError(f"client {self.cid} got an unexpected {message.kind!r} message")
+            self.refusals.append((message.round, message.kind, "unexpected message kind"))
+            return None
+        try:
+            reply = guarded(handler)(message)
+        except ProtocolError as exc:
+            if self._key is None:
+                raise
+            reply = guarded(self._decoy)(message, str(exc))
         return None if reply is None else reply.to_bytes()
+
+    # -- refusals: decoys of the size and timing class of the real reply ------
+    def _refuse(self, r: int, kind: str, reason: str) -> None:
+        """Records a refusal and marks round r failed, so that its later steps are refused too."""
+        self.refusals.append((r, kind, reason))
+        if self._state.get("round") == r and not self._state.get("failed"):
+            self._state["failed"] = reason
+
+    def _decoy(self, message: Message, reason: str) -> Message:
+        """The reply to a refused message: same kind and size as a real one, carrying nothing."""
+        r = message.round
+        self._refuse(r, message.kind, reason)
+        state = self._state if self._state.get("round") == r else {}
+        plan = state.get("plan") or EncodingPlan(16, self.min_clients)
+        if plan.summands < MIN_CLIENTS_FLOOR:  # a round too small to have codecs at all: a valid plan instead
+            plan = dataclasses.replace(plan, summands=self.min_clients)
+        pk = self._key.public_key
+        if message.kind == "round_start":
+            zeros = np.zeros(self.models.layout.num_tensors)
+            return self._stats_reply(r, plan, 0, zeros, {"client": self.cid, "refused": True})
+        if message.kind == "stats_sum":
+            return self._update_reply(r, plan, np.zeros(self.models.layout.size), len(state.get("selected", ())))
+        if message.kind == "decrypt_request":
+            selected = state.get("selected") or [self.cid]
+            j = selected.index(self.cid) if self.cid in selected else 0
+            asked = message.fields.get("chunk")
+            if isinstance(asked, int) and not isinstance(asked, bool) and 0 <= asked < len(selected):
+                j = asked  # a decoy of the size of the slice asked for
+            a, b = chunk_bounds(self.models.layout.size, len(selected), plan.update_codec(pk).slots)[j]
+            return self._share_reply(r, j, REFUSED, np.zeros(b - a, dtype=plan.relay_dtype()))
+        previous = state.get("global", self._last_global)
+        if previous is None:
+            previous = np.zeros(self.models.layout.size, dtype=np.float32)
+        return self._global_reply(r, REFUSED, previous)
+
+    def _stats_reply(self, r: int, plan: EncodingPlan, count: int, maxima: np.ndarray, report: dict) -> Message:
+        stats_codec = plan.stats_codec(self._key.public_key)
+        enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
+        enc_max = stats_codec.encrypt(maxima, self._key)
+        sealed = self._sealing.seal(pad_report(report), report_context(r, self.cid))
+        return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
+                                            "report": sealed})
+
+    def _update_reply(self, r: int, plan: EncodingPlan, x: np.ndarray, parts: int) -> Message:
+        codec = plan.update_codec(self._key.public_key)
+        blobs = {}
+        for j, (a, b) in enumerate(chunk_bounds(x.size, max(parts, 1), codec.slots)):
+            if b > a:
+                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+        return self._reply("update", r, {}, blobs)
+
+    def _share_reply(self, r: int, j: int, status: bytes, values: np.ndarray) -> Message:
+        sealed = self._sealing.seal(status + values.tobytes(), share_context(r, j))
+        return self._reply("share", r, {"chunk": j}, {"share": sealed})
+
+    def _global_reply(self, r: int, status: bytes, vector: np.ndarray) -> Message:
+        sealed = self._sealing.seal(status + vector_to_bytes(vector), global_context(r))
+        return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
 
     def _tick(self, phase: str, start: tuple[float, float]) -> None:
         wall, cpu = _now()
@@ -121,15 +249,39 @@ class Client:
     # -- phase 1: train -------------------------------------------------------
     def _on_round_start(self, message: Message) -> Message:
         r = message.round
+        if r <= self._last_round:
+            raise ProtocolError(f"'round_start' message field 'round' = {r}: round {self._last_round} was already "
+                                "started (each round starts once)")
+        self._last_round = r
+        self._state = {"round": r, "answered": {"round_start"}}
+        settings = parse_round_start(message, self.num_clients)
+        plan = EncodingPlan(settings.value_bits, len(settings.selected), rounding=settings.rounding,
+                            weighted=settings.avg == "weighted")
+        self._state.update(plan=plan, stats_plan=plan, selected=list(settings.selected), leader=settings.leader)
+        if self.cid not in settings.selected:
+            raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
+                                f"include client {self.cid}")
         self.timings, self.cpu_timings = {}, {}
         start = _now()
-        global_vector, model_round = open_global(message, self._sealing, self.models.layout.size)
+        if self._key is not None and settings.privacy != "paillier":
+            raise ProtocolError(f"'round_start' message field 'privacy' = {settings.privacy!r}: a key-holding client "
+                                "sends its update encrypted only")
+        if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
+            raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must arrive "
+                                "sealed")
+        previous_leader = self._leaders.get(settings.model_round)
+        opened = open_global_model(message, self._sealing, self.models.layout.size,
+                                   sealed_by=None if previous_leader is None else {previous_leader})
+        global_vector, model_round = opened.vector, opened.model_round
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
-        secure = message.get("privacy") == "paillier"
-        weighted = message.get("avg") == "weighted"
-        plan = EncodingPlan(int(message.get("value_bits")), len(message.get("selected")),
-                            rounding=message.get("rounding"), weighted=weighted) if secure else None
+        self._last_global = global_vector
+        secure = settings.privacy == "paillier"
+        if secure and self._key is None:
+            raise ProtocolError("'round_start' message field 'privacy' = 'paillier', but this client holds no key")
+        if secure and len(settings.selected) < self.min_clients:
+            raise ProtocolError(f"'round_start' message field 'selected' names {len(settings.selected)} clients, "
+                                f"fewer than this client's minimum of {self.min_clients}")
         if secure and self._precompute:
             self._start_precompute(plan)
         model = self.models.load(global_vector)
@@ -152,17 +304,17 @@ class Client:
                                {"model": vector_to_bytes(local)})
         start = _now()
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
-        count = self.num_samples if weighted else 1
-        stats = scale_statistics(tensor_max_abs(delta, self.models.layout), count, plan)
-        stats_codec = plan.stats_codec(self._key.public_key)
-        enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
-        enc_max = stats_codec.encrypt(stats, self._key)
-        sealed = self._sealing.seal(json.dumps(report).encode(), f"report:{r}:{self.cid}")
-        self._state = {"round": r, "global": global_vector, "delta": delta, "count": count, "plan": plan,
-                       "selected": list(message.get("selected")), "leader": message.get("leader")}
+        count = self.num_samples if settings.avg == "weighted" else 1
+        try:
+            stats = scale_statistics(tensor_max_abs(delta, self.models.layout), count, plan)
+        except FedTrainError as exc:  # training diverged: take part with nothing (timing as usual)
+            self._refuse(r, "round_start", str(exc))
+            count, stats, report = 0, np.zeros(self.models.layout.num_tensors), {"client": self.cid,
+                                                                                 "refused": True}
+        self._state.update({"global": global_vector, "delta": delta, "count": count})
+        reply = self._stats_reply(r, plan, count, stats, report)
         self._tick("encrypt", start)
-        return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
-                                            "report": sealed})
+        return reply
 
     def _start_precompute(self, plan: EncodingPlan) -> None:
         """Fills the key's obfuscator pool in the background while the model trains."""
@@ -175,64 +327,115 @@ class Client:
     # -- phase 2: encrypt the scaled update -----------------------------------
     def _on_stats_sum(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        count_blob, maxabs_blob, survivors = parse_stats_sum(message, r, self.num_clients)
+        state = self._state
+        step = "stats_sum"
+        if state.get("round") == r and "stats_sum" in state.get("answered", ()):
+            # sums redone without a client lost during the update: answered once more, for fewer survivors only
+            if len(survivors) >= len(state["selected"]) or "decrypt_request" in state["answered"]:
+                raise ProtocolError(f"client {self.cid} already answered round {r}'s 'stats_sum' step")
+            step = f"stats_sum/{len(survivors)}"
+        state = self._require_state(r, step)
         start = _now()
         pk = self._key.public_key
-        total = int(self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("count"), pk))[0])
-        summed = self._key.decrypt(fp.EncryptedArray.from_bytes(message.blob("maxabs"), pk)).astype(np.float64)
-        if total < state["count"] or summed.shape != (self.models.layout.num_tensors,):
-            raise ProtocolError("aggregated statistics are inconsistent with this client's own")
-        scales = scales_from_statistics(summed, total)
+        if not set(survivors) <= set(state["selected"]) or self.cid not in survivors \
+                or len(survivors) < self.min_clients:
+            raise ProtocolError(f"'stats_sum' message field 'survivors' = {survivors} must be at least "
+                                f"{self.min_clients} of the selected clients {state['selected']}, this one included")
+        k = len(survivors)
+        enc_total = load_array(count_blob, pk, "'stats_sum' blob 'count'")
+        check_array(enc_total, "'stats_sum' blob 'count'", shape=(1,), codec=None, summands=k)
+        enc_scales = load_array(maxabs_blob, pk, "'stats_sum' blob 'maxabs'")
+        check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
+                    codec=state["stats_plan"].stats_codec(pk), summands=k)
+        # The round goes on with the survivors: chunks, decryptors, leader and codec are theirs from here on.
+        state.update(selected=survivors, plan=dataclasses.replace(state["plan"], summands=k), leader=survivors[0])
+        total = int(self._key.decrypt(enc_total)[0])
+        summed = self._key.decrypt(enc_scales).astype(np.float64)
+        scales = scales_from_statistics(summed, total) if total > 0 else np.full(summed.shape, np.nan)
         self._tick("decrypt", start)
         start = _now()
         plan: EncodingPlan = state["plan"]
-        codec = plan.update_codec(pk)
-        x = quantize(scaled_update(state["delta"], state["count"] / total, scales, self.models.layout), plan,
-                     rounding_rng(self.seed, r, self.cid))
-        blobs = {}
-        for j, (a, b) in enumerate(chunk_bounds(x.size, len(state["selected"]), codec.slots)):
-            if b > a:
-                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+        # The checks below depend on secrets: a failure sends zeros, encrypted as usual (no oracle).
+        x = np.zeros(self.models.layout.size)
+        if not (state["count"] <= total and np.all(np.isfinite(scales)) and np.all(scales >= 0)):
+            self._refuse(r, "stats_sum", "aggregated statistics are inconsistent with this client's own")
+        else:
+            x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
+            if not np.all(np.abs(x) <= 1.0):
+                self._refuse(r, "stats_sum", "the aggregated maxima do not bound this client's update")
+                x = np.zeros(self.models.layout.size)
+            else:
+                x = quantize(x, plan, rounding_rng(self.seed, r, self.cid))
         state["scales"] = scales
+        reply = self._update_reply(r, plan, x, len(state["selected"]))
         self._tick("encrypt", start)
-        return self._reply("update", r, {}, blobs)
+        return reply
 
     # -- phase 3: decrypt one slice of the aggregate -------------------------
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        state = self._require_state(r, "decrypt_retry" if "retry_for" in message.fields else "decrypt_request")
+        self._leaders[r] = state["leader"]  # the survivors are final now: round r's model must be signed by it
         start = _now()
-        j = int(message.get("chunk"))
-        aggregate = fp.EncryptedArray.from_bytes(message.blob("aggregate"), self._key.public_key)
-        if aggregate.summands != len(state["selected"]):
-            raise ProtocolError(f"aggregate chunk {j} sums {aggregate.summands} updates, expected "
-                                f"{len(state['selected'])}")
-        decoded = self._key.decrypt(aggregate).astype(state["plan"].relay_dtype())
-        sealed = self._sealing.seal(decoded.tobytes(), f"share:{r}:{j}")
+        selected, plan = state["selected"], state["plan"]
+        j, blob, retry_for = parse_decrypt_request(message, r, len(selected), self.num_clients)
+        owner = self.cid if retry_for is None else retry_for
+        if owner not in selected or j != selected.index(owner) or (retry_for is not None and retry_for == self.cid):
+            raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts chunk "
+                                f"{selected.index(self.cid)}, and once the chunk of another survivor that dropped")
+        codec = plan.update_codec(self._key.public_key)
+        a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
+        if (blob is None) != (b == a):
+            raise ProtocolError(f"'decrypt_request' message {'lacks' if blob is None else 'has'} an 'aggregate' "
+                                f"blob, but chunk {j} of the round's plan is {'not ' if blob is None else ''}empty")
+        status, decoded = OK, np.zeros(b - a, dtype=plan.relay_dtype())
+        if blob is not None:
+            aggregate = load_array(blob, self._key.public_key, "'decrypt_request' blob 'aggregate'")
+            check_array(aggregate, "'decrypt_request' blob 'aggregate'", shape=(b - a,), codec=codec,
+                        summands=len(selected))
+            try:  # whether decoding succeeds depends on the plaintext: a failure is answered like a success
+                decoded = self._key.decrypt(aggregate).astype(plan.relay_dtype())
+            except fp.FastPaillierError:
+                self._refuse(r, "decrypt_request", f"aggregate chunk {j} does not decode")
+                status = REFUSED
+        if state.get("failed"):
+            status, decoded = REFUSED, np.zeros(b - a, dtype=plan.relay_dtype())
+        reply = self._share_reply(r, j, status, decoded)
         self._tick("decrypt", start)
-        return self._reply("share", r, {"chunk": j}, {"share": sealed})
+        return reply
 
     # -- phase 4 (round leader): assemble the new global model --------------
     def _on_shares(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r)
+        state = self._require_state(r, "shares")
+        if state["leader"] != self.cid:
+            raise ProtocolError(f"client {self.cid} is not round {r}'s leader (client {state['leader']} is)")
         start = _now()
         plan: EncodingPlan = state["plan"]
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
-        for j, (a, b) in enumerate(chunk_bounds(size, len(state["selected"]), codec.slots)):
-            if b > a:
-                raw = self._sealing.open(message.blob(f"share{j}"), f"share:{r}:{j}")
-                part = np.frombuffer(raw, dtype=plan.relay_dtype())
-                if part.size != b - a:
-                    raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
-                decoded[a:b] = part
+        bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
+        shares, decryptors = parse_shares(message, r, state["selected"])
+        refused = []
+        for j, (a, b) in enumerate(bounds):
+            raw = self._sealing.open(shares[j], share_context(r, j), allowed={decryptors[j]})
+            part = np.frombuffer(raw[1:], dtype=plan.relay_dtype())
+            if part.size != b - a:
+                raise ProtocolError(f"share {j} holds {part.size} values, expected {b - a}")
+            if raw[:1] != OK:
+                refused.append(j)
+            decoded[a:b] = part
+        if refused:  # a client refused a step: the round leaves the model as it was, flagged
+            raise ProtocolError(f"the clients decrypting chunks {refused} refused round {r}")
         delta = unscale(decoded, state["scales"], self.models.layout)
         new_global = clamp_variances(apply_delta(state["global"], delta), self.models.layout)
-        sealed = self._sealing.seal(vector_to_bytes(new_global), global_context(r))
+        if not np.all(np.isfinite(new_global)):
+            raise ProtocolError(f"the decrypted slices of round {r} give a model with NaN or infinite values")
+        reply = self._global_reply(r, OK, new_global)
         self._tick("decrypt", start)
-        return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
+        return reply
 
     def rounding_bound(self) -> np.ndarray | None:
         """Per-position bound on the codec's error in this client's last secure round (None before one)."""
@@ -241,13 +444,17 @@ class Client:
             return None
         return rounding_bound(state["scales"], state["plan"], len(state["selected"]), self.models.layout)
 
-    def _require_state(self, r: int) -> dict:
-        if self._state.get("round") != r:
-            raise ProtocolError(f"client {self.cid} got a round-{r} message out of order")
+    def _require_state(self, r: int, step: str) -> dict:
+        """The state of round r, for a step answered at most once; ProtocolError otherwise."""
+        if self._state.get("round") != r or "plan" not in self._state:
+            raise ProtocolError(f"client {self.cid} got a round-{r} {step!r} message out of order")
+        if step in self._state["answered"]:
+            raise ProtocolError(f"client {self.cid} already answered round {r}'s {step!r} step")
+        self._state["answered"].add(step)
+        if self._state.get("failed") and step not in ("decrypt_request", "decrypt_retry"):
+            raise ProtocolError(f"round {r} was refused: {self._state['failed']}")
         return self._state
 
     def seal_global(self, vector: np.ndarray, model_round: int) -> bytes:
         """A 'global' message for the server holding `vector` sealed (used when resuming a run)."""
-        return self._reply("global", model_round, {"model_round": model_round},
-                           {"sealed_global": self._sealing.seal(vector_to_bytes(vector),
-                                                                global_context(model_round))}).to_bytes()
+        return self._global_reply(model_round, OK, vector).to_bytes()

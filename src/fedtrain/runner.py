@@ -26,7 +26,7 @@ import torch
 
 import fastpaillier as fp
 
-from .client import Client, ModelCodec, open_global
+from .client import Client, GlobalModel, ModelCodec, open_global, open_global_model
 from .data import DataBundle, ImageSet, load_data
 from .differential_privacy import DP_CONVERSION_NOTE, DPConfig
 from .errors import CheckpointError, ConfigError, ProtocolError
@@ -36,9 +36,11 @@ from .metrics import evaluate_predictions
 from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
-from .sealing import SealingKey
+from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
+from .protocol import DEFAULT_MIN_CLIENTS, report_context
+from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import ROUNDING_MODES
-from .server import PRIVACY_MODES, Server, select_clients
+from .server import PRIVACY_MODES, Server, check_min_clients, select_clients
 from .split_learning import SplitLearning, resolve_cut
 from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
 
@@ -48,6 +50,7 @@ RUN_MODES = (*PRIVACY_MODES, "split")
 KEY_FILE_NAME = "clients_private_key.bin"
 LEGACY_PRIVATE_KEY_FILE = f"keys/{KEY_FILE_NAME}"  # inside the run folder, as runs before --keys kept it
 SKIPPED_FILES = "skipped_files.csv"
+DEALER_SECRET_NAME = "dealer_secret.bin"  # beside the clients' key: their signing keys derive from it; no client holds it
 
 
 @dataclass
@@ -61,6 +64,8 @@ class RunConfig:
     rounds: int = 5
     local_epochs: int = 1
     fraction: float = 1.0
+    min_clients: int = DEFAULT_MIN_CLIENTS
+    deadline: float | None = None  # seconds a client may take per exchange; a later reply is dropped
     privacy: str = "paillier"
     key_bits: int = 2048
     insecure_keys: bool = False
@@ -105,6 +110,10 @@ class RunConfig:
             raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
         if self.clients < 1:
             raise ConfigError(f"--clients must be at least 1, got {self.clients}")
+        if self.privacy == "paillier":
+            check_min_clients(self.min_clients, self.clients, self.fraction)
+        if self.deadline is not None and not self.deadline > 0:
+            raise ConfigError(f"--deadline must be a positive number of seconds, got {self.deadline}")
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
         if self.randomness not in ("djn", "classic"):
@@ -142,15 +151,19 @@ class RunConfig:
 
 
 class InProcessTransport:
-    """Delivers message bytes to in-process clients and counts bytes per client."""
+    """Delivers message bytes to in-process clients, counts bytes per client, and drops late or failed replies."""
 
-    def __init__(self, clients: dict[int, Client]) -> None:
+    def __init__(self, clients: dict[int, Client], *, deadline: float | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.clients = clients
+        self.deadline = deadline
+        self.clock = clock
         self.sent: dict[int, int] = {}
         self.received: dict[int, int] = {}
+        self.failures: dict[int, str] = {}  # this round's clients whose reply was dropped, and why
 
     def reset(self) -> None:
-        self.sent, self.received = {}, {}
+        self.sent, self.received, self.failures = {}, {}, {}
 
     def deliver(self, cid: int, data: bytes) -> bytes | None:
         """Hands `data` to client `cid`; returns its reply."""
@@ -161,13 +174,30 @@ class InProcessTransport:
         return reply
 
     def exchange(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
-        """Delivers each message and collects the replies."""
+        """Delivers each message and collects the replies that came back in time (the rest in `failures`)."""
         replies = {}
         for cid, data in outgoing.items():
-            reply = self.deliver(cid, data)
-            if reply is not None:
+            start = self.clock()
+            try:
+                reply = self.deliver(cid, data)
+            except Exception as exc:  # noqa: BLE001 - a failing client is dropped, the server decides the rest
+                self.failures[cid] = f"{type(exc).__name__}: {exc}"
+                continue
+            if self.deadline is not None and self.clock() - start > self.deadline:
+                self.failures[cid] = f"late: replied after the {self.deadline:g} s deadline"
+            elif reply is None:
+                self.failures[cid] = "no reply"
+            else:
                 replies[cid] = reply
         return replies
+
+
+def _drop_reason(server_reason: str, transport_reason: str | None) -> str:
+    """Why a client was dropped: the transport's reason where it has one, with the server's phase."""
+    if transport_reason is None:
+        return server_reason
+    phase = server_reason.split(": ", 1)[0] + ": " if server_reason.startswith("during ") else ""
+    return phase + transport_reason
 
 
 def run_round(server: Server, transport: InProcessTransport, round_: int) -> dict[str, Any]:
@@ -187,14 +217,27 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         server_cpu += time.process_time() - c
         return out
 
-    if server.secure:
-        replies = transport.exchange(serve(server.on_stats, round_, replies))
-        replies = transport.exchange(serve(server.on_updates, round_, replies))
-        (leader, data), = serve(server.on_shares, round_, replies).items()
-        reply = transport.deliver(leader, data)
-        serve(server.on_global, round_, reply)
-    else:
-        serve(server.on_updates, round_, replies)
+    try:
+        if server.secure:
+            replies = transport.exchange(serve(server.on_stats, round_, replies))
+            outgoing = serve(server.on_updates, round_, replies)
+            if server.redoing_sums:  # a client was lost during the update: the survivors' sums, once more
+                outgoing = serve(server.on_updates, round_, transport.exchange(outgoing))
+            replies = transport.exchange(outgoing)
+            outgoing = serve(server.on_shares, round_, replies)
+            if server.retrying:  # a decryptor dropped: another survivor decrypts its chunk, once
+                outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
+            (leader, data), = outgoing.items()
+            reply = transport.deliver(leader, data)
+            serve(server.on_global, round_, reply)
+        else:
+            serve(server.on_updates, round_, replies)
+    except ProtocolError as exc:
+        if not transport.failures:
+            raise
+        raise ProtocolError(f"{exc} (replies dropped by the transport: {transport.failures})") from exc
+    dropped = {c: _drop_reason(why, transport.failures.get(c)) for c, why in server.dropped.items()} \
+        if server.secure else {}
     wall = time.perf_counter() - t0
     phases = ("train", "encrypt", "decrypt")
     totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
@@ -208,6 +251,8 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
                           "round": sum(slowest.values()) + server_time},
         "cpu_seconds": {**cpu, "aggregate": server_cpu},
         "round_wall": wall,
+        "survivors": server.participants if server.secure else selected,
+        "dropped": {str(c): why for c, why in sorted(dropped.items())},
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
     }
@@ -217,7 +262,7 @@ class Evaluator:
     """A key holder that opens the global model and scores it on the test set."""
 
     def __init__(self, models: ModelCodec, test: ImageSet, device: torch.device,
-                 sealing: SealingKey | None) -> None:
+                 sealing: SignedSealing | None) -> None:
         self.models = models
         self.test = test
         self.device = device
@@ -227,14 +272,22 @@ class Evaluator:
         """The plaintext global model vector and its round."""
         return open_global(Message.from_bytes(global_message), self.sealing, self.models.layout.size)
 
+    def open_model(self, global_message: bytes, *, sealed_by: set[int] | None = None) -> GlobalModel:
+        """The global model (signed by a client in `sealed_by`), its round, and whether that round was refused."""
+        return open_global_model(Message.from_bytes(global_message), self.sealing, self.models.layout.size,
+                                 sealed_by=sealed_by)
+
     def train_loss(self, reports: dict[int, Any], round_: int) -> float:
         """Sample-weighted mean of the clients' reported training losses."""
         opened = []
         for cid, report in reports.items():
             if isinstance(report, bytes):
-                report = json.loads(self.sealing.open(report, f"report:{round_}:{cid}"))
-            opened.append(report)
+                report = json.loads(self.sealing.open(report, report_context(round_, cid), allowed={cid}))
+            if not report.get("refused"):
+                opened.append(report)
         total = sum(r["samples"] for r in opened)
+        if not opened:
+            return float("nan")
         return float(sum(r["train_loss"] * r["samples"] for r in opened) / max(total, 1))
 
     def evaluate(self, vector: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -310,6 +363,23 @@ def _load_checkpoint(out_dir: Path, round_: int) -> dict:
                    if round_ > 1 else "move it aside and resume again to start from round 1")
         raise CheckpointError(f"checkpoint {path} of round {round_} cannot be read ({type(exc).__name__}: it is "
                               f"damaged or truncated); {earlier}") from None
+
+
+def _load_or_create_dealer_secret(config: RunConfig, out_dir: Path, resume: bool) -> bytes | None:
+    """The dealer secret of the clients' signing keys (kept with the Paillier key; never given to a client)."""
+    if config.privacy != "paillier":
+        return None
+    path = private_key_path(config, out_dir).parent / DEALER_SECRET_NAME
+    if resume and path.exists():
+        secret = path.read_bytes()
+        if len(secret) != DEALER_SECRET_BYTES:
+            raise CheckpointError(f"{path} holds {len(secret)} bytes, not a {DEALER_SECRET_BYTES}-byte dealer secret")
+        return secret
+    secret = new_dealer_secret()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _atomic_write(path, secret)
+    os.chmod(path, 0o600)
+    return secret
 
 
 def checkpoint_path(out_dir: Path, round_: int) -> Path:
@@ -406,6 +476,7 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
     if config.privacy == "paillier" and config.keys is None and not (out / LEGACY_PRIVATE_KEY_FILE).exists():
         config.keys = str(default_keys_dir(config.run_id))  # recorded in config.json, so --resume finds it
     private_key = _load_or_create_keys(config, out, resume)
+    dealer_secret = _load_or_create_dealer_secret(config, out, resume)
     saved = dataclasses.asdict(config)
     if config.privacy == "dp":
         saved["model_conversion"] = DP_CONVERSION_NOTE
@@ -429,11 +500,11 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
         if resume:
             _truncate_metrics(out, start_round - 1)
         return RunContext(config, out, data, None, {}, None, None, start_round, split=split, device=device)
-    fed = _federation(config, data, parts, device, private_key, progress)
+    fed = _federation(config, data, parts, device, private_key, dealer_secret, progress)
     shadow = None
     if config.shadow_plain:
         shadow = PlainShadow(_federation(dataclasses.replace(config, privacy="none", shadow_plain=False), data,
-                                         parts, device, None, None), fed.models.vector())
+                                         parts, device, None, None, None), fed.models.vector())
     if start_round > 1:
         state = _load_checkpoint(out, start_round - 1)
         vector = state["vector"].numpy()
@@ -466,9 +537,12 @@ class Federation:
 
 
 def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], device: torch.device,
-                private_key: fp.PrivateKey | None, progress: Callable[[int, int], Any] | None) -> Federation:
+                private_key: fp.PrivateKey | None, dealer_secret: bytes | None,
+                progress: Callable[[int, int], Any] | None) -> Federation:
     """Clients, server (holding the round-0 model) and evaluator of `config` on a partitioned data set."""
     num_classes = len(data.class_names)
+    signers, verifiers = derive_all(dealer_secret, run_id=config.run_id, num_clients=config.clients) \
+        if dealer_secret is not None else ({}, None)
     clients = {}
     for cid, idx in enumerate(parts):
         key = fp.PrivateKey.from_bytes(private_key.to_bytes(), insecure=config.insecure_keys) \
@@ -477,7 +551,8 @@ def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], de
                               training=config.training(), device=device, seed=config.seed,
                               private_key=key, run_id=config.run_id, precompute=config.precompute,
                               progress=progress, dp=config.dp_config(),
-                              total_epochs=config.rounds * config.local_epochs)
+                              total_epochs=config.rounds * config.local_epochs, num_clients=config.clients,
+                              min_clients=config.min_clients, signer=signers.get(cid), verifiers=verifiers)
     dp = config.privacy == "dp"
     with torch.random.fork_rng(devices=[]):
         seed_everything(config.seed, 0, 0xA11)
@@ -486,12 +561,14 @@ def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], de
     models.model.load_state_dict(initial.state_dict())
     server = Server(num_clients=config.clients, fraction=config.fraction, seed=config.seed,
                     privacy=config.privacy, avg=config.avg, value_bits=config.value_bits,
-                    rounding=config.rounding, model_size=models.layout.size,
+                    rounding=config.rounding, model_size=models.layout.size, num_tensors=models.layout.num_tensors,
+                    min_clients=config.min_clients, verifiers=verifiers,
                     public_key=private_key.public_key if private_key is not None else None)
     server.initialize(models.vector())
-    sealing = SealingKey(private_key, run_id=config.run_id) if private_key is not None else None
+    sealing = SignedSealing(SealingKey(private_key, run_id=config.run_id), verifiers) \
+        if private_key is not None else None
     evaluator = Evaluator(ModelCodec(config.model, num_classes, dp_compatible=dp), data.test, device, sealing)
-    return Federation(server, clients, InProcessTransport(clients), evaluator, models)
+    return Federation(server, clients, InProcessTransport(clients, deadline=config.deadline), evaluator, models)
 
 
 def plain_global(vector: np.ndarray, model_round: int) -> bytes:
@@ -590,14 +667,21 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
             start = ctx.evaluator.open(ctx.server.global_message())[0] if ctx.shadow is not None else None
             result = run_round(ctx.server, ctx.transport, r)
             t = time.perf_counter()
-            vector, model_round = ctx.evaluator.open(ctx.server.global_message())
+            opened = ctx.evaluator.open_model(ctx.server.global_message(),
+                                              sealed_by={result["survivors"][0]} if ctx.server.secure else None)
+            vector, model_round = opened.vector, opened.model_round
             if model_round != r:
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
             test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
             train_loss = ctx.evaluator.train_loss(ctx.server.reports, r)
             if ctx.shadow is not None:
-                leader = ctx.clients[result["selected_clients"][0]]
+                leader = ctx.clients[result.get("survivors", result["selected_clients"])[0]]
                 shadow = ctx.shadow.step(r, start, vector, leader.rounding_bound())
+            if ctx.config.privacy == "paillier":  # the key holders' view: the server cannot read either
+                result["refused"] = opened.refused
+                result["refusals"] = {str(c): [why for rr, _, why in ctx.clients[c].refusals if rr == r]
+                                      for c in result["selected_clients"]
+                                      if any(rr == r for rr, _, _ in ctx.clients[c].refusals)}
         metrics = evaluate_predictions(y_true, probs, ctx.data.class_names)
         evaluate_time = time.perf_counter() - t - (shadow["seconds"] if ctx.shadow is not None else 0.0)
         record = {"round": r, "train_loss": train_loss, "test_loss": test_loss, **metrics, **result}

@@ -5,6 +5,8 @@ only the public key.  Plaintexts that clients must pass to each other through th
 server (slices of the decrypted aggregate, the global model, training reports)
 are sealed with AES-256-GCM under a key derived by HKDF-SHA256 from the private
 key's bytes, so the server relays them without learning anything but their sizes.
+`SignedSealing` adds the sealing client's own signature (fedtrain.authentication),
+so that one client cannot pass a blob off as another's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fastpaillier import PrivateKey
 
+from .authentication import Signer, Verifiers
 from .errors import ProtocolError
 
 _NONCE_BYTES = 12
@@ -48,3 +51,27 @@ class SealingKey:
         except InvalidTag:
             raise ProtocolError(f"sealed blob for {context} fails authentication (altered, replayed or "
                                 "sealed under another key)") from None
+
+
+class SignedSealing:
+    """Sealing among the key holders plus one client's signature: who sealed a blob, not only that a key holder did."""
+
+    def __init__(self, sealing: SealingKey, verifiers: Verifiers, signer: Signer | None = None) -> None:
+        self.sealing = sealing
+        self.verifiers = verifiers
+        self.signer = signer
+
+    def seal(self, plaintext: bytes, context: str) -> bytes:
+        """The AES-GCM seal of `plaintext`, signed by this client, both bound to `context`."""
+        if self.signer is None:
+            raise ProtocolError("this key holder has no signing key (it verifies only)")
+        return self.signer.sign(self.sealing.seal(plaintext, context), context)
+
+    def open(self, blob: bytes, context: str, *, allowed: set[int] | None = None) -> bytes:
+        """The plaintext of a blob signed by a client in `allowed` (any client if None) and sealed for `context`."""
+        return self.open_from(blob, context, allowed=allowed)[1]
+
+    def open_from(self, blob: bytes, context: str, *, allowed: set[int] | None = None) -> tuple[int, bytes]:
+        """(signer id, plaintext) of a signed, sealed blob."""
+        signer, sealed = self.verifiers.open(blob, context, allowed=allowed)
+        return signer, self.sealing.open(sealed, context)

@@ -12,19 +12,39 @@ import numpy as np
 
 import fastpaillier as fp
 
+from .authentication import Verifiers
 from .errors import ConfigError, ProtocolError
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .secure_aggregation import ROUNDING_MODES
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded,
+                       report_context, share_context, load_array, parse_global, parse_plain_update, parse_secure_update,
+                       parse_share, parse_stats)
+from .secure_aggregation import ROUNDING_MODES, EncodingPlan, chunk_bounds
 
 PRIVACY_MODES = ("paillier", "none", "dp")
 
 
-def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
-    """The clients of round `round_`: max(1, round(fraction * num_clients)) of them, at random."""
+def selection_size(num_clients: int, fraction: float) -> int:
+    """How many clients a round selects: max(1, round(fraction * num_clients))."""
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"--fraction must be in (0, 1], got {fraction}")
-    count = max(1, int(np.floor(fraction * num_clients + 0.5)))
+    return max(1, int(np.floor(fraction * num_clients + 0.5)))
+
+
+def check_min_clients(min_clients: int, num_clients: int, fraction: float) -> None:
+    """ConfigError unless min_clients >= 2 and a round selects at least min_clients clients."""
+    if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < MIN_CLIENTS_FLOOR:
+        raise ConfigError(f"--min-clients must be an integer of at least {MIN_CLIENTS_FLOOR}, got {min_clients!r}")
+    count = selection_size(num_clients, fraction)
+    if count < min_clients:
+        raise ConfigError(f"--clients {num_clients} with --fraction {fraction} selects {count} clients per round, "
+                          f"fewer than --min-clients {min_clients}: an aggregate of so few updates shows each "
+                          "one; add clients, raise --fraction or (never below 2) lower --min-clients")
+
+
+def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
+    """The clients of round `round_`: max(1, round(fraction * num_clients)) of them, at random."""
+    count = selection_size(num_clients, fraction)
     rng = np.random.default_rng([seed, round_, 0x5E1EC7])
     return sorted(int(c) for c in rng.choice(num_clients, size=count, replace=False))
 
@@ -34,7 +54,8 @@ class Server:
 
     def __init__(self, *, num_clients: int, fraction: float, seed: int, privacy: str, avg: str,
                  value_bits: int, model_size: int, public_key: fp.PublicKey | None,
-                 rounding: str = "nearest") -> None:
+                 num_tensors: int | None = None, min_clients: int = DEFAULT_MIN_CLIENTS,
+                 verifiers: Verifiers | None = None, rounding: str = "nearest") -> None:
         if privacy not in PRIVACY_MODES:
             raise ConfigError(f"unknown privacy mode {privacy!r}; choose one of {', '.join(PRIVACY_MODES)}")
         if avg not in AVERAGING_MODES:
@@ -43,6 +64,10 @@ class Server:
             raise ConfigError(f"unknown rounding {rounding!r}; choose one of {', '.join(ROUNDING_MODES)}")
         if privacy == "paillier" and type(public_key) is not fp.PublicKey:
             raise ConfigError("the server takes a fastpaillier.PublicKey and nothing else (never a private key)")
+        if privacy == "paillier":
+            check_min_clients(min_clients, num_clients, fraction)
+        self.min_clients = min_clients
+        self.verifiers = verifiers  # the clients' public signature keys: who signed a sealed blob (not its content)
         self.num_clients = num_clients
         self.fraction = fraction
         self.seed = seed
@@ -51,6 +76,7 @@ class Server:
         self.value_bits = value_bits
         self.rounding = rounding
         self.model_size = model_size
+        self.num_tensors = num_tensors  # checks the shape of the clients' encrypted maxima where given
         self.public_key = public_key if privacy == "paillier" else None
         self._global: Message | None = None
         self._round_state: dict = {}
@@ -65,14 +91,19 @@ class Server:
         """Round 1 of Algorithm 3: the server's freshly initialized model, sent in plain (it is random)."""
         self._global = Message("global", 0, "server", {"model_round": 0}, {"global": vector_to_bytes(vector)})
 
+    @guarded
     def install_global(self, data: bytes) -> None:
         """Stores a 'global' message (plain, or sealed by a client) as the current model."""
         message = Message.from_bytes(data)
-        if message.kind != "global":
-            raise ProtocolError(f"expected a 'global' message, got {message.kind!r}")
-        if self.secure and "sealed_global" not in message.blobs and int(message.get("model_round")) > 0:
+        sealed = "sealed_global" in message.blobs
+        model_round = parse_global(message, sealed=sealed)
+        if self.secure and not sealed and model_round > 0:
             raise ProtocolError("in secure mode a trained global model must arrive sealed")
-        self._global = Message("global", message.round, "server", {"model_round": int(message.get("model_round"))},
+        if not sealed:
+            vector_from_bytes(message.blob("global"), self.model_size)
+        elif self.verifiers is not None:
+            self.verifiers.open(message.blob("sealed_global"), global_context(model_round))
+        self._global = Message("global", message.round, "server", {"model_round": model_round},
                                dict(message.blobs))
 
     def global_message(self) -> bytes:
@@ -98,69 +129,223 @@ class Server:
         message = Message("round_start", round_, "server", fields, dict(self._global.blobs)).to_bytes()
         return {cid: message for cid in selected}
 
-    def _replies(self, round_: int, replies: dict[int, bytes], kind: str) -> dict[int, Message]:
-        selected = self._round_state.get("selected", [])
+    def _replies(self, round_: int, replies: dict[int, bytes], kind: str,
+                 expected: list[int] | None = None) -> dict[int, Message]:
+        selected = self._round_state.get("selected", []) if expected is None else expected
         if self._round_state.get("round") != round_ or sorted(replies) != selected:
             raise ProtocolError(f"round {round_}: expected {kind!r} replies from clients {selected}, "
                                 f"got {sorted(replies)}")
-        return {cid: Message.from_bytes(data).expect(kind, round_) for cid, data in replies.items()}
+        return {cid: Message.from_bytes(replies[cid]) for cid in selected}
 
-    def _sum(self, blobs: list[bytes]) -> fp.EncryptedArray:
-        arrays = [fp.EncryptedArray.from_bytes(b, self.public_key) for b in blobs]
-        return fp.sum_arrays(arrays)
+    def _plan(self) -> tuple[EncodingPlan, list[tuple[int, int]]]:
+        """The round's encoding plan and its chunks, as every party derives them."""
+        plan = EncodingPlan(self.value_bits, len(self._round_state["selected"]), rounding=self.rounding,
+                            weighted=self.avg == "weighted")
+        slots = plan.update_codec(self.public_key).slots
+        return plan, chunk_bounds(self.model_size, plan.summands, slots)
 
+    def _sum(self, blobs: dict[int, bytes], what: str, *, shape: tuple[int, ...] | None,
+             codec: fp.PackedCodec | None) -> fp.EncryptedArray:
+        """The sum of one encrypted array per client, each checked against the plan."""
+        arrays = []
+        for cid, blob in blobs.items():
+            array = load_array(blob, self.public_key, f"client {cid}'s {what}")
+            check_array(array, f"client {cid}'s {what}", shape=array.shape if shape is None else shape,
+                        codec=codec, summands=1)
+            if arrays and array.shape != arrays[0].shape:
+                raise ProtocolError(f"client {cid}'s {what} has shape {array.shape}, others {arrays[0].shape}")
+            arrays.append(array)
+        try:
+            return fp.sum_arrays(arrays)
+        except fp.FastPaillierError as exc:
+            raise ProtocolError(f"the {what} cannot be added: {exc}") from None
+
+    def _check_stats(self, round_: int, cid: int, data: bytes, codec: fp.PackedCodec,
+                     shape: tuple[int, ...] | None) -> dict[str, bytes]:
+        """One client's 'stats' reply, checked against the schema, the plan and its signature."""
+        blobs = parse_stats(Message.from_bytes(data), round_, cid)
+        for name, want_shape, want_codec in (("count", (1,), None), ("maxabs", shape, codec)):
+            array = load_array(blobs[name], self.public_key, f"client {cid}'s 'stats' blob {name!r}")
+            check_array(array, f"client {cid}'s 'stats' blob {name!r}",
+                        shape=array.shape if want_shape is None else want_shape, codec=want_codec, summands=1)
+        if self.verifiers is not None:
+            self.verifiers.open(blobs["report"], report_context(round_, cid), allowed={cid})
+        return blobs
+
+    @guarded
     def on_stats(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
-        """Secure mode: adds the encrypted counts and per-tensor maxima and returns the sums."""
-        messages = self._replies(round_, replies, "stats")
-        count = self._sum([m.blob("count") for m in messages.values()])
-        maxabs = self._sum([m.blob("maxabs") for m in messages.values()])
-        self.reports = {cid: m.blob("report") for cid, m in messages.items()}
-        reply = Message("stats_sum", round_, "server", {},
-                        {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
-        return {cid: reply for cid in messages}
+        """Secure mode: adds the encrypted counts and maxima of the clients that answered well; returns the sums.
 
+        A selected client that sent no reply, or one that fails the schema, the plan or its signature, is
+        dropped from the round (see `dropped`); the round goes on with the rest if at least min_clients remain,
+        and the sums, weights, chunks and decryptors are those of the survivors.
+        """
+        if self._round_state.get("round") != round_:
+            raise ProtocolError(f"'stats' replies of round {round_} arrived outside that round")
+        announced = self._round_state["selected"]
+        plan, _ = self._plan()
+        shape = None if self.num_tensors is None else (self.num_tensors,)
+        good: dict[int, dict[str, bytes]] = {}
+        dropped: dict[int, str] = {}
+        for cid in announced:
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                good[cid] = self._check_stats(round_, cid, replies[cid], plan.stats_codec(self.public_key), shape)
+                shape = shape or load_array(good[cid]["maxabs"], self.public_key, "maxabs").shape
+            except ProtocolError as exc:
+                dropped[cid] = str(exc)
+        if len(good) < self.min_clients:
+            raise ProtocolError(f"round {round_}: only {len(good)} of the selected clients {announced} answered "
+                                f"well, fewer than --min-clients {self.min_clients} (dropped: {dropped})")
+        self._round_state.update(announced=announced, dropped=dropped, stats=good, stats_shape=shape,
+                                 stats_codec=plan.stats_codec(self.public_key), resummed=False)
+        return self._stats_sums(round_, sorted(good))
+
+    def _stats_sums(self, round_: int, survivors: list[int]) -> dict[int, bytes]:
+        """The 'stats_sum' messages of the survivors: their counts and maxima added, and their names."""
+        state = self._round_state
+        good = {c: state["stats"][c] for c in survivors}
+        count = self._sum({c: m["count"] for c, m in good.items()}, "'stats' blob 'count'", shape=(1,), codec=None)
+        maxabs = self._sum({c: m["maxabs"] for c, m in good.items()}, "'stats' blob 'maxabs'",
+                           shape=state["stats_shape"], codec=state["stats_codec"])
+        state["selected"] = survivors
+        self.reports = {cid: m["report"] for cid, m in good.items()}
+        reply = Message("stats_sum", round_, "server", {"survivors": survivors},
+                        {"count": count.to_bytes(), "maxabs": maxabs.to_bytes()}).to_bytes()
+        return {cid: reply for cid in survivors}
+
+    @property
+    def redoing_sums(self) -> bool:
+        """Whether on_updates last returned new 'stats_sum' messages (deliver them, then call on_updates again)."""
+        return bool(self._round_state.get("redoing_sums"))
+
+    @property
+    def participants(self) -> list[int]:
+        """The current round's clients: the selection, less those dropped (the first one leads)."""
+        return list(self._round_state.get("selected", []))
+
+    @property
+    def dropped(self) -> dict[int, str]:
+        """The clients dropped from the current round, with the reason."""
+        return dict(self._round_state.get("dropped", {}))
+
+    @guarded
     def on_updates(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
         """Adds the updates: ciphertext chunks (secure; returns decryption requests) or plain FedAvg."""
-        messages = self._replies(round_, replies, "update")
         if not self.secure:
+            messages = self._replies(round_, replies, "update")
             cids = sorted(messages)
-            vectors = [vector_from_bytes(messages[c].blob("model"), self.model_size) for c in cids]
-            counts = [int(messages[c].get("samples")) for c in cids]
-            self.reports = {c: messages[c].get("report") for c in cids}
+            parsed = {c: parse_plain_update(messages[c], round_, c) for c in cids}
+            vectors = [vector_from_bytes(parsed[c][0], self.model_size) for c in cids]
+            counts = [parsed[c][1] for c in cids]
+            self.reports = {c: parsed[c][2] for c in cids}
             current = vector_from_bytes(self._global.blob("global"), self.model_size)
             new = fedavg(current, vectors, counts, self.avg)
             self._global = Message("global", round_, "server", {"model_round": round_},
                                    {"global": vector_to_bytes(new)})
             return {}
-        selected = self._round_state["selected"]
-        chunks = set()
-        for name in {name for m in messages.values() for name in m.blobs}:
-            if not (name.startswith("chunk") and name[5:].isdigit() and int(name[5:]) < len(selected)):
-                raise ProtocolError(f"unexpected update blob {name!r}")
-            chunks.add(int(name[5:]))
-        requests = {}
-        for j in sorted(chunks):
-            total = self._sum([m.blob(f"chunk{j}") for m in messages.values()])
-            requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j},
-                                            {"aggregate": total.to_bytes()}).to_bytes()
+        state = self._round_state
+        selected = state["selected"]
+        plan, bounds = self._plan()
+        codec = plan.update_codec(self.public_key)
+        chunks = [j for j, (a, b) in enumerate(bounds) if b > a]
+        parsed: dict[int, dict[int, fp.EncryptedArray]] = {}
+        failed: dict[int, str] = {}
+        for cid in selected:  # each client's update on its own: a failing one is dropped, the sums redone
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                blobs = parse_secure_update(Message.from_bytes(replies[cid]), round_, cid, chunks)
+                arrays = {}
+                for j in chunks:
+                    what = f"client {cid}'s 'update' blob 'chunk{j}'"
+                    arrays[j] = load_array(blobs[j], self.public_key, what)
+                    check_array(arrays[j], what, shape=(bounds[j][1] - bounds[j][0],), codec=codec, summands=1)
+                parsed[cid] = arrays
+            except ProtocolError as exc:
+                failed[cid] = str(exc)
+        state["redoing_sums"] = False
+        if failed:
+            survivors = [c for c in selected if c not in failed]
+            if state.get("resummed", True) or len(survivors) < self.min_clients:
+                raise ProtocolError(f"round {round_}: the updates of clients {sorted(failed)} failed ({failed}); "
+                                    "the sums are redone once, for at least --min-clients survivors")
+            state["dropped"].update({c: f"during the update: {why}" for c, why in failed.items()})
+            state.update(resummed=True, redoing_sums=True)
+            return self._stats_sums(round_, survivors)
+        requests, aggregates = {}, {}
+        for j, (a, b) in enumerate(bounds):  # every client gets a request (an empty chunk's has no aggregate)
+            blobs = {}
+            if b > a:
+                try:
+                    total = fp.sum_arrays([parsed[cid][j] for cid in selected])
+                except fp.FastPaillierError as exc:
+                    raise ProtocolError(f"the 'update' chunks {j} cannot be added: {exc}") from None
+                blobs["aggregate"] = total.to_bytes()
+            aggregates[j] = blobs
+            requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j}, blobs).to_bytes()
+        self._round_state.update(aggregates=aggregates, decryptors=list(selected), collected={}, retried=False)
         return requests
 
-    def on_shares(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
-        """Relays the sealed decrypted slices to the round's leader."""
-        selected = self._round_state["selected"]
-        blobs = {}
-        for cid, data in replies.items():
-            message = Message.from_bytes(data).expect("share", round_)
-            j = int(message.get("chunk"))
-            if cid not in selected or selected.index(cid) != j:
-                raise ProtocolError(f"client {cid} returned slice {j}, which it was not asked to decrypt")
-            blobs[f"share{j}"] = message.blob("share")
-        leader = selected[0]
-        return {leader: Message("shares", round_, "server", {}, blobs).to_bytes()}
+    @property
+    def retrying(self) -> bool:
+        """Whether on_shares last returned decryption retries (deliver them, then call on_shares again)."""
+        return bool(self._round_state.get("retrying"))
 
+    @guarded
+    def on_shares(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
+        """Relays the sealed decrypted slices to the round's leader, or asks for one retry of those missing.
+
+        A decryptor whose slice is missing or fails its checks is dropped, and its chunk goes to another
+        survivor once (see `retrying`); a second failure, or the leader's, fails the round.
+        """
+        state = self._round_state
+        if state.get("round") != round_ or "decryptors" not in state:
+            raise ProtocolError(f"'share' replies of round {round_} arrived outside that round's decryption")
+        selected, decryptors, collected = state["selected"], state["decryptors"], state["collected"]
+        failed: dict[int, str] = {}
+        for j, cid in enumerate(decryptors):
+            if j in collected:
+                continue
+            try:
+                if cid not in replies:
+                    raise ProtocolError("no reply")
+                chunk, share = parse_share(Message.from_bytes(replies[cid]), round_, cid, len(selected))
+                if chunk != j:
+                    raise ProtocolError(f"client {cid} returned slice {chunk}, which it was not asked to decrypt")
+                if self.verifiers is not None:
+                    self.verifiers.open(share, share_context(round_, j), allowed={cid})
+                collected[j] = share
+            except ProtocolError as exc:
+                failed[j] = str(exc)
+        state["retrying"] = False
+        if failed:
+            lost = {decryptors[j] for j in failed}
+            healthy = [c for c in selected if c not in lost and c not in state["dropped"]]
+            if state["retried"] or selected[0] in lost or len(healthy) < len(failed):
+                raise ProtocolError(f"round {round_}: the decryption of chunks {sorted(failed)} failed "
+                                    f"({ {decryptors[j]: why for j, why in failed.items()} })")
+            requests = {}
+            for helper, (j, why) in zip(healthy, sorted(failed.items())):
+                state["dropped"][decryptors[j]] = f"during decryption: {why}"
+                fields = {"chunk": j, "retry_for": decryptors[j]}
+                decryptors[j] = helper
+                requests[helper] = Message("decrypt_request", round_, "server", fields,
+                                           state["aggregates"][j]).to_bytes()
+            state.update(retried=True, retrying=True)
+            return requests
+        blobs = {f"share{j}": collected[j] for j in range(len(decryptors))}
+        return {selected[0]: Message("shares", round_, "server", {"decryptors": list(decryptors)}, blobs).to_bytes()}
+
+    @guarded
     def on_global(self, round_: int, data: bytes) -> None:
         """Stores the leader's sealed new global model; the round is complete."""
-        message = Message.from_bytes(data).expect("global", round_)
-        if int(message.get("model_round")) != round_:
-            raise ProtocolError("the new global model is labelled with the wrong round")
+        message = Message.from_bytes(data)
+        leader = self._round_state.get("selected", [None])[0]
+        if parse_global(message, sealed=True) != round_ or message.sender != f"client:{leader}":
+            raise ProtocolError(f"the new global model must come from round {round_}'s leader, client {leader}, "
+                                f"as model_round {round_}; got {message.sender!r}, round {message.round}")
+        if self.verifiers is not None:
+            self.verifiers.open(message.blob("sealed_global"), global_context(round_), allowed={leader})
         self.install_global(data)

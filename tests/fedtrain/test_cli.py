@@ -216,7 +216,7 @@ def test_python_dash_m_fedtrain_end_to_end(tmp_path, demo_cache):
                PYTHONPATH=os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]))
     out = tmp_path / "sub"
     proc = subprocess.run([sys.executable, "-m", "fedtrain", "run", *TINY, *KEYS, "--clients", "2",
-                           "--rounds", "1", "--privacy", "paillier", "--out", str(out)],
+                           "--min-clients", "2", "--rounds", "1", "--privacy", "paillier", "--out", str(out)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert report_path(proc.stdout) == out / "report.md"

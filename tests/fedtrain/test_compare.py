@@ -12,7 +12,7 @@ from fedtrain.cli import main
 from fedtrain.comparison import METHOD_NAMES, PAPER_TABLE2
 from fedtrain.report import load_metrics
 
-TINY = ["--rounds", "2", "--clients", "2", "--demo-train-per-class", "8", "--demo-test-per-class", "3",
+TINY = ["--rounds", "2", "--clients", "2", "--min-clients", "2", "--demo-train-per-class", "8", "--demo-test-per-class", "3",
         "--image-size", "32", "--key-bits", "512", "--insecure-keys", "--batch-size", "8", "--device", "cpu",
         "--quiet", "--seeds", "0,1"]
 

@@ -456,9 +456,9 @@ def test_server_rejects_update_blobs_that_are_not_chunks(small_keys, blob):
 
     pk, _ = small_keys
     server = Server(num_clients=2, fraction=1.0, seed=0, privacy="paillier", avg="weighted", value_bits=16,
-                    model_size=3, public_key=pk)
+                    model_size=3, public_key=pk, min_clients=2)
     server.initialize(np.zeros(3, dtype=np.float32))
     selected = sorted(server.start_round(1))
     replies = {c: Message("update", 1, f"client:{c}", {}, {blob: b"x"}).to_bytes() for c in selected}
-    with pytest.raises(ProtocolError, match="unexpected update blob"):
+    with pytest.raises(ProtocolError, match="unexpected blob"):
         server.on_updates(1, replies)
