@@ -203,7 +203,7 @@ def test_a_failed_start_leaves_nothing_behind(digits_folder, tmp_path):
     keys = tmp_path / "keys"
     out = tmp_path / "run"
     code, _, err = run_cli(["run", "--data", str(digits_folder), "--out", str(out), "--keys", str(keys),
-                            "--weights", str(bad_weights), "--key-bits", "512", "--insecure-keys", "--rounds", "1",
+                            "--weights", str(bad_weights), "--key-bits", "512", "--insecure-keys", "--rounds", "1", "--min-clients", "2",
                             "--clients", "2", "--image-size", "16", "--device", "cpu", "--quiet"])
     assert code == 2 and "weights" in err, err
     assert not out.exists() and not keys.exists()
