@@ -503,8 +503,11 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
     fed = _federation(config, data, parts, device, private_key, dealer_secret, progress)
     shadow = None
     if config.shadow_plain:
-        shadow = PlainShadow(_federation(dataclasses.replace(config, privacy="none", shadow_plain=False), data,
-                                         parts, device, None, None, None), fed.models.vector())
+        plain_config = dataclasses.replace(config, privacy="none", shadow_plain=False)
+        # Two plain federations: clients answer each round once (issue 12), and the shadow runs every round
+        # twice, from the encrypted start and from its own trajectory.
+        shadow = PlainShadow(_federation(plain_config, data, parts, device, None, None, None),
+                             _federation(plain_config, data, parts, device, None, None, None), fed.models.vector())
     if start_round > 1:
         state = _load_checkpoint(out, start_round - 1)
         vector = state["vector"].numpy()
@@ -592,11 +595,12 @@ class PlainShadow:
     and d_t the trajectory distance, d_t <= |e_t| + |P_t - plain_t| = |e_t| + lambda_t d_(t-1),
     where lambda_t is the measured expansion of one plain round; so
     d_t <= B_t = |bound_t| + lambda_t B_(t-1), the codec's bound of every round carried forward
-    by plain training's own sensitivity.  Costs two more local trainings per round.
+    by plain training's own sensitivity.  Costs two more local trainings per round (two plain federations).
     """
 
-    def __init__(self, federation: Federation, initial: np.ndarray) -> None:
-        self.fed = federation
+    def __init__(self, synced: Federation, trajectory: Federation, initial: np.ndarray) -> None:
+        self.synced = synced  # runs each round from the encrypted run's start model
+        self.fed = trajectory  # runs the independent plain trajectory
         self.vector = initial.astype(np.float32)
         self.distance = 0.0  # d_(t-1), absolute L2
         self.bound = 0.0  # B_(t-1), absolute L2
@@ -607,18 +611,19 @@ class PlainShadow:
         self.distance = float(last.get("distance_l2", 0.0))
         self.bound = float(last.get("growth_bound_l2", 0.0))
 
-    def _plain_round(self, start: np.ndarray, round_: int) -> np.ndarray:
-        self.fed.server.install_global(plain_global(start, round_ - 1))
-        run_round(self.fed.server, self.fed.transport, round_)
-        vector, _ = self.fed.evaluator.open(self.fed.server.global_message())
+    @staticmethod
+    def _plain_round(fed: Federation, start: np.ndarray, round_: int) -> np.ndarray:
+        fed.server.install_global(plain_global(start, round_ - 1))
+        run_round(fed.server, fed.transport, round_)
+        vector, _ = fed.evaluator.open(fed.server.global_message())
         return vector
 
     def step(self, round_: int, encrypted_start: np.ndarray, encrypted: np.ndarray,
              bound: np.ndarray) -> dict[str, Any]:
         """Runs round `round_` in plain twice and returns the shadow metrics of the encrypted result."""
         t0 = time.perf_counter()
-        synced = self._plain_round(encrypted_start, round_)
-        plain = self._plain_round(self.vector, round_)
+        synced = self._plain_round(self.synced, encrypted_start, round_)
+        plain = self._plain_round(self.fed, self.vector, round_)
         test_loss, y_true, probs = self.fed.evaluator.evaluate(plain)
         enc64, synced64, plain64 = (v.astype(np.float64) for v in (encrypted, synced, plain))
         ulp = np.spacing(np.maximum(np.abs(encrypted), np.abs(synced)).astype(np.float32)).astype(np.float64)

@@ -66,7 +66,7 @@ def tiny_densenet(monkeypatch):
 
 
 def _config(data: Path, model: str, **changes) -> RunConfig:
-    values = dict(data=str(data), model=model, image_size=16, clients=2, rounds=ROUNDS, seed=3, batch_size=8,
+    values = dict(data=str(data), model=model, image_size=16, clients=2, min_clients=2, rounds=ROUNDS, seed=3, batch_size=8,
                   privacy="paillier", key_bits=512, insecure_keys=True, device="cpu", shadow_plain=True)
     values.update(changes)
     return RunConfig(**values)
