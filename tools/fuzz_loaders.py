@@ -50,14 +50,17 @@ from fastpaillier.codec import codec_from_wire
 # Fixed primes: the test suite's 256-bit key, python-paillier's tiny key and the KAT 2048-bit key.
 SMALL_P = 0xF7E75FDC469067FFDC4E847C51F452DF
 SMALL_Q = 0xE85CED54AF57E53E092113E62F436F4F
-P_2048 = int(
-    "e9a0aca9dd2ef71cc77550b0acbcb7a5117d3bdec3c1c089ce9f8f0df102e77edd28105ba4eff0aef9a6d988ba3efa3f"
-    "3db976d3f6f57241d19b0a1384684eefa2fc8bdcbf17a470641b2ac667ecacee170e84fdf39f84e086b89d89c89dd4a5"
-    "5b9203e5447022f871757c9cb90787e5d14c891db5407d448e46fe6e0cf7061b", 16)
-Q_2048 = int(
-    "d013bf09d4058ecb9f606a28e938a0586e319d08a8c4e1e0d125935051bb5a11e4f30a1b962e5527a29d8c3cb64ee145"
-    "10317c459e00de5d7217057412da553dbb635d91d4ba80efcb2dfc1dfd8ff7936dca8a6064668f896cb5e5e4ea980fd0"
-    "0b7bd942d70e605720eaf1f1d5b87349db8f71474cf80bba98fe7d6b5a1e2137", 16)
+KAT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "vectors", "paillier_kat.json")
+
+
+def _kat_primes(name: str) -> tuple[int, int]:
+    """(p, q) of a key of the known-answer file (written by tests/vectors/make_vectors.py)."""
+    with open(KAT_FILE) as fh:
+        (key,) = [k for k in json.load(fh)["keys"] if k["name"] == name]
+    return int(key["p"], 16), int(key["q"], 16)
+
+
+P_2048, Q_2048 = _kat_primes("fixed-2048")
 
 INTERESTING_U8 = [0, 1, 2, 3, 0x1F, 0x20, 0x21, 0x7F, 0x80, 0xFE, 0xFF]
 INTERESTING_U32 = [0, 1, 2, 3, 7, 8, 63, 64, 65, 255, 256, 2**16 - 1, 2**16, 2**16 + 1, 2**31 - 1, 2**31,

@@ -282,14 +282,9 @@ def _run_dir_in_use(out: Path, *, overwrite: bool) -> bool:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_model, load_run_model
+    from .export import export_model
 
-    out = args.out
-    if out is None:
-        _, info = load_run_model(args.run_dir, args.round)
-        ext = {"state_dict": "pt", "torchscript": "torchscript.pt", "onnx": "onnx"}.get(args.format, "pt")
-        out = Path(args.run_dir) / f"model-round{info.round}.{ext}"
-    path = export_model(args.run_dir, out, fmt=args.format, round_=args.round)
+    path = export_model(args.run_dir, args.out, fmt=args.format, round_=args.round)
     print(f"Model: {path}")
     return 0
 

@@ -29,6 +29,7 @@ from .data import IMAGE_EXTENSIONS, read_image_file
 from .errors import CheckpointError, ConfigError, DataError
 from .fedavg import ModelLayout, unflatten_into
 from .models import build_model
+from .runner import _atomic_write
 
 EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
 MODEL_FILE_KIND = "fedtrain-model"
@@ -131,13 +132,17 @@ def load_run_model(run_dir: str | os.PathLike, round_: int | None = None) -> tup
     return model.eval(), info
 
 
-def export_model(run_dir: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "state_dict",
+EXTENSIONS = {"state_dict": "pt", "torchscript": "torchscript.pt", "onnx": "onnx"}
+
+
+def export_model(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, fmt: str = "state_dict",
                  round_: int | None = None) -> Path:
-    """Writes the run's model to `out` as a state-dict file, TorchScript or ONNX; returns the path."""
+    """Writes the run's model to `out` (default RUN_DIR/model-round<N>.<ext>) as a state dict, TorchScript
+    or ONNX; returns the path."""
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     model, info = load_run_model(run_dir, round_)
-    path = Path(out)
+    path = Path(out) if out is not None else Path(run_dir) / f"model-round{info.round}.{EXTENSIONS[fmt]}"
     if path.exists():
         raise ConfigError(f"{path} exists; choose another --out or remove it (exports never overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,9 +164,9 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike, *, fmt: str
             warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, UserWarning))
             torch.onnx.export(model, (example,), buffer, input_names=["image"], output_names=["logits"],
                               dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    _write_new(path, buffer.getvalue())
+    _atomic_write(path, buffer.getvalue())
     if fmt == "onnx":
-        _write_new(path.with_name(path.name + ".json"), json.dumps(info.as_dict(), indent=2).encode())
+        _atomic_write(path.with_name(path.name + ".json"), json.dumps(info.as_dict(), indent=2).encode())
     return path
 
 
@@ -181,16 +186,6 @@ def _is_torchscript(path: Path) -> bool:
     except (OSError, zipfile.BadZipFile):
         return False
     return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Writes `data` to a new file: temporary file, fsync, rename (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "xb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def load_exported(path: str | os.PathLike) -> tuple[nn.Module, ModelInfo]:
@@ -294,5 +289,5 @@ def predict_images(model: nn.Module, info: ModelInfo, files: list[Path], out_csv
     writer = csv.writer(buffer)
     writer.writerow(["file", "predicted", *(f"p_{name}" for name in info.class_names), "error"])
     writer.writerows(rows)
-    _write_new(out, buffer.getvalue().encode())
+    _atomic_write(out, buffer.getvalue().encode())
     return out, scored, unreadable
