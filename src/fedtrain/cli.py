@@ -109,6 +109,9 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
     run.add_argument("--deadline", type=float, default=None,
                      help="paillier: seconds a client may take per exchange; later, silent or malformed replies "
                           "drop it from the round (default: no deadline)")
+    run.add_argument("--round-attempts", type=int, default=3,
+                     help="paillier: tries of a round, each with a new selection, when fewer than --min-clients "
+                          "remain before decryption; then the run stops (resume it later)")
     run.add_argument("--min-clients", type=int, default=3,
                      help="paillier: fewest updates a round may aggregate (at least 2; clients refuse smaller rounds)")
     if privacy:
@@ -165,6 +168,7 @@ def _config(args: argparse.Namespace):
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
                      min_clients=args.min_clients, deadline=args.deadline,
+                     round_attempts=args.round_attempts,
                      privacy=privacy, key_bits=args.key_bits, insecure_keys=args.insecure_keys,
                      value_bits=args.value_bits, rounding=args.rounding, randomness=args.randomness, avg=args.avg,
                      partition=args.partition, alpha=args.alpha,
@@ -259,6 +263,10 @@ def _run(args: argparse.Namespace) -> int:
                  f" | plain shadow: accuracy {sh['plain_accuracy']:.4f}, distance {sh['distance']:.2e} "
                  f"(growth bound {sh['growth_bound']:.2e}), one round within the codec bound: "
                  f"{'yes' if sh['step_within_bound'] else 'NO'}" if sh else "")
+        if record.get("dropped"):
+            log.warning("round %d: dropped %s; completed with %s (leader: client %s)", record["round"],
+                        "; ".join(f"client {c}: {why}" for c, why in record["dropped"].items()),
+                        record["survivors"], record["leader"])
 
     run_rounds(ctx, on_round=on_round)
     bars.rounds.close()

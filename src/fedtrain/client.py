@@ -27,7 +27,7 @@ from .errors import ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
-from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field,
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field, is_int,
                        load_array, parse_decrypt_request, parse_global, parse_round_start, parse_shares,
                        parse_stats_sum, report_context, share_context)
 from .sealing import SealingKey, SignedSealing
@@ -120,6 +120,7 @@ class Client:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
         self.num_clients = num_clients if num_clients is not None else cid + 1 + (1 << 20)
+        self._headroom = num_clients  # fixes the statistics grid for every round (see EncodingPlan.headroom)
         if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < MIN_CLIENTS_FLOOR:
             raise ConfigError(f"min_clients must be an integer of at least {MIN_CLIENTS_FLOOR}, got {min_clients!r}")
         self.min_clients = min_clients
@@ -136,11 +137,12 @@ class Client:
                               "verification table; make them with fedtrain.authentication.derive_all")
         self._sealing = SignedSealing(SealingKey(private_key, run_id=run_id), verifiers, signer) \
             if private_key is not None else None
-        self._leaders: dict[int, int] = {}  # round -> its leader, for the rounds this client took part in
+        # round -> the survivors that may sign its model (one of them leads), for rounds this client decrypted in
+        self._signers: dict[int, set[int]] = {}
         self._precompute = precompute
         self._progress = progress
         self._state: dict = {}
-        self._last_round = 0  # the latest round this client started: a round starts once, and in order
+        self._last_start = (0, 0)  # (round, attempt) last started: each starts once, and in order
         self._last_global: np.ndarray | None = None
         self.refusals: list[tuple[int, str, str]] = []  # (round, message kind, reason), kept by the client only
         self.timings: dict[str, float] = {}
@@ -249,15 +251,22 @@ class Client:
     # -- phase 1: train -------------------------------------------------------
     def _on_round_start(self, message: Message) -> Message:
         r = message.round
-        if r <= self._last_round:
-            raise ProtocolError(f"'round_start' message field 'round' = {r}: round {self._last_round} was already "
-                                "started (each round starts once)")
-        self._last_round = r
+        attempt = message.fields.get("attempt")
+        start_key = (r, attempt if is_int(attempt) else 0)
+        if start_key <= self._last_start:
+            raise ProtocolError(f"'round_start' message of round {r}, attempt {attempt!r}: round "
+                                f"{self._last_start[0]}, attempt {self._last_start[1]} was already started (each "
+                                "try of a round starts once, in order)")
+        if r in self._signers:  # a second aggregate with this update in it would tell the two apart
+            raise ProtocolError(f"'round_start' message field 'attempt' = {attempt!r}: this client's update of round "
+                                f"{r} was already in an aggregate that was decrypted; a round restarts only before "
+                                "decryption")
+        self._last_start = start_key
         self._state = {"round": r, "answered": {"round_start"}}
         settings = parse_round_start(message, self.num_clients)
         plan = EncodingPlan(settings.value_bits, len(settings.selected), rounding=settings.rounding,
-                            weighted=settings.avg == "weighted")
-        self._state.update(plan=plan, stats_plan=plan, selected=list(settings.selected), leader=settings.leader)
+                            weighted=settings.avg == "weighted", headroom=self._headroom)
+        self._state.update(plan=plan, stats_plan=plan, selected=list(settings.selected))
         if self.cid not in settings.selected:
             raise ProtocolError(f"'round_start' message field 'selected' = {list(settings.selected)} does not "
                                 f"include client {self.cid}")
@@ -269,9 +278,8 @@ class Client:
         if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
             raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must arrive "
                                 "sealed")
-        previous_leader = self._leaders.get(settings.model_round)
         opened = open_global_model(message, self._sealing, self.models.layout.size,
-                                   sealed_by=None if previous_leader is None else {previous_leader})
+                                   sealed_by=self._signers.get(settings.model_round))
         global_vector, model_round = opened.vector, opened.model_round
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
@@ -349,7 +357,7 @@ class Client:
         check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
                     codec=state["stats_plan"].stats_codec(pk), summands=k)
         # The round goes on with the survivors: chunks, decryptors, leader and codec are theirs from here on.
-        state.update(selected=survivors, plan=dataclasses.replace(state["plan"], summands=k), leader=survivors[0])
+        state.update(selected=survivors, plan=dataclasses.replace(state["plan"], summands=k))
         total = int(self._key.decrypt(enc_total)[0])
         summed = self._key.decrypt(enc_scales).astype(np.float64)
         scales = scales_from_statistics(summed, total) if total > 0 else np.full(summed.shape, np.nan)
@@ -375,15 +383,17 @@ class Client:
     # -- phase 3: decrypt one slice of the aggregate -------------------------
     def _on_decrypt_request(self, message: Message) -> Message:
         r = message.round
-        state = self._require_state(r, "decrypt_retry" if "retry_for" in message.fields else "decrypt_request")
-        self._leaders[r] = state["leader"]  # the survivors are final now: round r's model must be signed by it
+        asked = message.fields.get("chunk")
+        step = f"decrypt_retry/{asked}" if "retry_for" in message.fields else "decrypt_request"
+        state = self._require_state(r, step)
+        self._signers[r] = set(state["selected"])  # final now: round r's model must be signed by one of them
         start = _now()
         selected, plan = state["selected"], state["plan"]
         j, blob, retry_for = parse_decrypt_request(message, r, len(selected), self.num_clients)
         owner = self.cid if retry_for is None else retry_for
         if owner not in selected or j != selected.index(owner) or (retry_for is not None and retry_for == self.cid):
             raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts chunk "
-                                f"{selected.index(self.cid)}, and once the chunk of another survivor that dropped")
+                                f"{selected.index(self.cid)}, and once each the chunks of survivors that dropped")
         codec = plan.update_codec(self._key.public_key)
         a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
         if (blob is None) != (b == a):
@@ -409,15 +419,15 @@ class Client:
     def _on_shares(self, message: Message) -> Message:
         r = message.round
         state = self._require_state(r, "shares")
-        if state["leader"] != self.cid:
-            raise ProtocolError(f"client {self.cid} is not round {r}'s leader (client {state['leader']} is)")
         start = _now()
         plan: EncodingPlan = state["plan"]
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
         bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
-        shares, decryptors = parse_shares(message, r, state["selected"])
+        shares, decryptors, leader = parse_shares(message, r, state["selected"])
+        if leader != self.cid:
+            raise ProtocolError(f"'shares' message field 'leader' = {leader}: it was sent to client {self.cid}")
         refused = []
         for j, (a, b) in enumerate(bounds):
             raw = self._sealing.open(shares[j], share_context(r, j), allowed={decryptors[j]})

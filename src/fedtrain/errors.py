@@ -19,5 +19,13 @@ class ProtocolError(FedTrainError):
     """A message between client and server is malformed, out of order or fails authentication."""
 
 
+class RoundFailed(ProtocolError):
+    """A secure round cannot complete with the clients that remain; `retryable` if no decryption had begun."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class CheckpointError(FedTrainError):
     """A run directory cannot be resumed or reported on."""

@@ -22,6 +22,7 @@ from .secure_aggregation import ROUNDING_MODES
 _INDEX = re.compile(r"(?:0|[1-9][0-9]*)")  # ASCII digits, no leading zeros ("chunk²" and "chunk01" fail)
 MIN_CLIENTS_FLOOR = 2  # no configuration may aggregate fewer updates than this
 DEFAULT_MIN_CLIENTS = 3
+MAX_ATTEMPTS = 10  # tries of one round (a new selection each) that a client takes part in
 T = TypeVar("T")
 
 
@@ -140,6 +141,7 @@ class RoundStart:
 
     round: int
     model_round: int
+    attempt: int
     privacy: str
     avg: str
     value_bits: int
@@ -148,7 +150,7 @@ class RoundStart:
     leader: int
 
 
-ROUND_START_FIELDS = ("model_round", "privacy", "avg", "value_bits", "rounding", "selected", "leader")
+ROUND_START_FIELDS = ("model_round", "attempt", "privacy", "avg", "value_bits", "rounding", "selected", "leader")
 
 
 def parse_round_start(message: Message, num_clients: int) -> RoundStart:
@@ -159,6 +161,7 @@ def parse_round_start(message: Message, num_clients: int) -> RoundStart:
     check_names(message, fields=ROUND_START_FIELDS,
                 blobs=["sealed_global"] if "sealed_global" in message.blobs else ["global"])
     model_round = int_field(message, "model_round", low=0, high=message.round - 1)
+    attempt = int_field(message, "attempt", low=0, high=MAX_ATTEMPTS - 1)
     privacy = choice_field(message, "privacy", ("paillier", "none", "dp"))
     avg = choice_field(message, "avg", ("weighted", "mean"))
     value_bits = int_field(message, "value_bits", low=4, high=40)
@@ -168,7 +171,7 @@ def parse_round_start(message: Message, num_clients: int) -> RoundStart:
     if leader != selected[0]:
         raise ProtocolError(f"'round_start' message field 'leader' = {leader} is not the first selected client "
                             f"{selected[0]}")
-    return RoundStart(message.round, model_round, privacy, avg, value_bits, rounding, tuple(selected), leader)
+    return RoundStart(message.round, model_round, attempt, privacy, avg, value_bits, rounding, tuple(selected), leader)
 
 
 def parse_stats_sum(message: Message, round_: int, num_clients: int) -> tuple[bytes, bytes, list[int]]:
@@ -191,16 +194,21 @@ def parse_decrypt_request(message: Message, round_: int, parts: int,
     return chunk, message.blobs.get("aggregate"), retry_for
 
 
-def parse_shares(message: Message, round_: int, survivors: list[int]) -> tuple[dict[int, bytes], list[int]]:
-    """(the sealed slice of each chunk j, who decrypted it) of a 'shares' message."""
+def parse_shares(message: Message, round_: int,
+                 survivors: list[int]) -> tuple[dict[int, bytes], list[int], int]:
+    """(the sealed slice of each chunk j, who decrypted it, who assembles the model) of a 'shares' message."""
     check_header(message, "shares", round_, "server")
-    check_names(message, fields=("decryptors",), blobs=[f"share{j}" for j in range(len(survivors))])
+    check_names(message, fields=("decryptors", "leader"), blobs=[f"share{j}" for j in range(len(survivors))])
+    leader = message.get("leader")
+    if not (is_int(leader) and leader in survivors):
+        raise ProtocolError(f"'shares' message field 'leader' must be one of the survivors {survivors}, "
+                            f"got {leader!r}")
     decryptors = message.get("decryptors")
     if not (isinstance(decryptors, list) and len(decryptors) == len(survivors)
             and all(is_int(c) and c in survivors for c in decryptors)):
         raise ProtocolError(f"'shares' message field 'decryptors' must list one of the survivors {survivors} per "
                             f"chunk, got {decryptors!r}")
-    return {j: message.blob(f"share{j}") for j in range(len(survivors))}, list(decryptors)
+    return {j: message.blob(f"share{j}") for j in range(len(survivors))}, list(decryptors), leader
 
 
 # -- client -> server ---------------------------------------------------------------------------

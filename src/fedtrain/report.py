@@ -538,6 +538,23 @@ def _shadow_section(records: Sequence[dict[str, Any]]) -> list[str]:
     ]
 
 
+def _dropouts_section(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Secure rounds that lost clients or needed more than one try: who, in which phase, and why."""
+    rows = []
+    for rec in records:
+        for tried in rec.get("failed_attempts", []):
+            for cid, why in tried.get("dropped", {}).items():
+                rows.append([str(rec["round"]), str(tried["attempt"] + 1) + " (failed)", cid, _cell(why)])
+        for cid, why in rec.get("dropped", {}).items():
+            rows.append([str(rec["round"]), str(rec.get("attempts", 1)), cid, _cell(why)])
+    if not rows:
+        return []
+    return ["## Dropped clients", "",
+            "Clients dropped from a round (silent, late, malformed or failing a check), by try; a round completes "
+            "with the others when at least the minimum remain, and its model is that of a round over them.", "",
+            *_table(["Round", "Try", "Client", "Phase and reason"], rows), ""]
+
+
 def _timing_section(records: Sequence[dict[str, Any]]) -> list[str]:
     """Mean seconds per round of each phase, its share of the round, and the encryption overhead."""
     if not any(rec.get("timings") for rec in records):
@@ -666,6 +683,7 @@ def write_report(run_dir: PathLike) -> Path:
         *_table1_section(last, class_names),
         *_data_section(config),
         *_rounds_section(records),
+        *_dropouts_section(records),
         *_shadow_section(records),
         *_timing_section(records),
         *_bytes_section(records),

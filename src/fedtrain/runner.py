@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ import fastpaillier as fp
 from .client import Client, GlobalModel, ModelCodec, open_global, open_global_model
 from .data import DataBundle, ImageSet, load_data
 from .differential_privacy import DP_CONVERSION_NOTE, DPConfig
-from .errors import CheckpointError, ConfigError, ProtocolError
+from .errors import CheckpointError, ConfigError, ProtocolError, RoundFailed
 from .fedavg import AVERAGING_MODES
 from .messages import Message
 from .metrics import evaluate_predictions
@@ -37,7 +38,7 @@ from .models import MODEL_NAMES, build_model
 from .partition import class_count_table, format_class_counts, partition
 from .report import load_metrics, predictions_path, write_report
 from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
-from .protocol import DEFAULT_MIN_CLIENTS, report_context
+from .protocol import DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, report_context
 from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import ROUNDING_MODES
 from .server import PRIVACY_MODES, Server, check_min_clients, select_clients
@@ -66,6 +67,7 @@ class RunConfig:
     fraction: float = 1.0
     min_clients: int = DEFAULT_MIN_CLIENTS
     deadline: float | None = None  # seconds a client may take per exchange; a later reply is dropped
+    round_attempts: int = 3  # paillier: tries of a round (a new selection each) before the run stops
     privacy: str = "paillier"
     key_bits: int = 2048
     insecure_keys: bool = False
@@ -114,6 +116,10 @@ class RunConfig:
             check_min_clients(self.min_clients, self.clients, self.fraction)
         if self.deadline is not None and not self.deadline > 0:
             raise ConfigError(f"--deadline must be a positive number of seconds, got {self.deadline}")
+        if isinstance(self.round_attempts, bool) or not isinstance(self.round_attempts, int) \
+                or not 1 <= self.round_attempts <= MAX_ATTEMPTS:
+            raise ConfigError(f"--round-attempts must be an integer from 1 to {MAX_ATTEMPTS}, "
+                              f"got {self.round_attempts!r}")
         if self.rounds < 1 or self.local_epochs < 1:
             raise ConfigError("--rounds and --local-epochs must be at least 1")
         if self.randomness not in ("djn", "classic"):
@@ -151,7 +157,11 @@ class RunConfig:
 
 
 class InProcessTransport:
-    """Delivers message bytes to in-process clients, counts bytes per client, and drops late or failed replies."""
+    """Delivers message bytes to in-process clients, counts bytes per client, and drops late or failed replies.
+
+    Each message is handled on a daemon thread of its own, so that a client that never answers costs the
+    exchange its deadline and no more; a client still busy with an earlier message gets no new one.
+    """
 
     def __init__(self, clients: dict[int, Client], *, deadline: float | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
@@ -161,6 +171,7 @@ class InProcessTransport:
         self.sent: dict[int, int] = {}
         self.received: dict[int, int] = {}
         self.failures: dict[int, str] = {}  # this round's clients whose reply was dropped, and why
+        self._busy: dict[int, threading.Thread] = {}  # the thread of each client's latest message
 
     def reset(self) -> None:
         self.sent, self.received, self.failures = {}, {}, {}
@@ -173,13 +184,36 @@ class InProcessTransport:
             self.sent[cid] = self.sent.get(cid, 0) + len(reply)
         return reply
 
+    def _call(self, cid: int, data: bytes) -> bytes | None:
+        """`deliver` on a daemon thread, waited for up to the deadline; TimeoutError past it."""
+        previous = self._busy.get(cid)
+        if previous is not None and previous.is_alive():
+            raise TimeoutError("still busy with an earlier message")
+        outcome: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                outcome["reply"] = self.deliver(cid, data)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"fedtrain-client-{cid}", daemon=True)
+        self._busy[cid] = thread
+        thread.start()
+        thread.join(self.deadline)
+        if thread.is_alive():
+            raise TimeoutError(f"no reply within the {self.deadline:g} s deadline")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["reply"]
+
     def exchange(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
         """Delivers each message and collects the replies that came back in time (the rest in `failures`)."""
         replies = {}
         for cid, data in outgoing.items():
             start = self.clock()
             try:
-                reply = self.deliver(cid, data)
+                reply = self._call(cid, data)
             except Exception as exc:  # noqa: BLE001 - a failing client is dropped, the server decides the rest
                 self.failures[cid] = f"{type(exc).__name__}: {exc}"
                 continue
@@ -200,12 +234,12 @@ def _drop_reason(server_reason: str, transport_reason: str | None) -> str:
     return phase + transport_reason
 
 
-def run_round(server: Server, transport: InProcessTransport, round_: int) -> dict[str, Any]:
-    """One round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
+def run_round(server: Server, transport: InProcessTransport, round_: int, attempt: int = 0) -> dict[str, Any]:
+    """One try of a round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
     transport.reset()
     server_time, server_cpu = 0.0, 0.0
     t0 = time.perf_counter()
-    outgoing = server.start_round(round_)
+    outgoing = server.start_round(round_, attempt)
     selected = sorted(outgoing)
     replies = transport.exchange(outgoing)
 
@@ -221,21 +255,23 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         if server.secure:
             replies = transport.exchange(serve(server.on_stats, round_, replies))
             outgoing = serve(server.on_updates, round_, replies)
-            if server.redoing_sums:  # a client was lost during the update: the survivors' sums, once more
+            while server.redoing_sums:  # clients lost during the update: the survivors' sums again
                 outgoing = serve(server.on_updates, round_, transport.exchange(outgoing))
-            replies = transport.exchange(outgoing)
-            outgoing = serve(server.on_shares, round_, replies)
-            if server.retrying:  # a decryptor dropped: another survivor decrypts its chunk, once
+            outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
+            while server.retrying:  # decryptors lost: other survivors decrypt their chunks
                 outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
-            (leader, data), = outgoing.items()
-            reply = transport.deliver(leader, data)
-            serve(server.on_global, round_, reply)
+            while outgoing:  # the leader assembles the model; a lost leader hands over to the next survivor
+                (leader, data), = outgoing.items()
+                outgoing = serve(server.on_global, round_, transport.exchange(outgoing).get(leader))
         else:
             serve(server.on_updates, round_, replies)
     except ProtocolError as exc:
         if not transport.failures:
             raise
-        raise ProtocolError(f"{exc} (replies dropped by the transport: {transport.failures})") from exc
+        message = f"{exc} (replies dropped by the transport: {transport.failures})"
+        if isinstance(exc, RoundFailed):
+            raise RoundFailed(message, retryable=exc.retryable) from exc
+        raise ProtocolError(message) from exc
     dropped = {c: _drop_reason(why, transport.failures.get(c)) for c, why in server.dropped.items()} \
         if server.secure else {}
     wall = time.perf_counter() - t0
@@ -252,6 +288,7 @@ def run_round(server: Server, transport: InProcessTransport, round_: int) -> dic
         "cpu_seconds": {**cpu, "aggregate": server_cpu},
         "round_wall": wall,
         "survivors": server.participants if server.secure else selected,
+        "leader": server.leader if server.secure else None,
         "dropped": {str(c): why for c, why in sorted(dropped.items())},
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
@@ -656,6 +693,29 @@ class PlainShadow:
         }
 
 
+def _run_round_with_retries(ctx: RunContext, r: int) -> dict[str, Any]:
+    """Round r, tried again with a new selection (up to --round-attempts) while it fails before decryption."""
+    failures: list[dict[str, Any]] = []
+    for attempt in range(ctx.config.round_attempts):
+        try:
+            result = run_round(ctx.server, ctx.transport, r, attempt)
+        except RoundFailed as exc:
+            dropped = {str(c): _drop_reason(why, ctx.transport.failures.get(c))
+                       for c, why in sorted(ctx.server.dropped.items())}
+            failures.append({"attempt": attempt, "selected": ctx.server.announced, "dropped": dropped,
+                             "error": str(exc)})
+            if not exc.retryable:
+                raise RoundFailed(f"{exc}; the run stops after round {r - 1} (resume it with `fedtrain run "
+                                  f"--resume {ctx.out_dir}` once the clients are back)", retryable=False) from exc
+            log.warning("round %d, try %d of %d failed: %s", r, attempt + 1, ctx.config.round_attempts, exc)
+            continue
+        result["attempts"], result["failed_attempts"] = attempt + 1, failures
+        return result
+    raise RoundFailed(f"round {r} failed {len(failures)} times (--round-attempts {ctx.config.round_attempts}), last: "
+                      f"{failures[-1]['error']}; the run stops after round {r - 1} (resume it with `fedtrain run "
+                      f"--resume {ctx.out_dir}` once the clients are back)", retryable=False)
+
+
 def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:
     """Runs the remaining rounds, writing a checkpoint, predictions and a metrics line after each."""
     records = []
@@ -670,17 +730,17 @@ def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = Non
             test_loss, y_true, probs = predict(ctx.split.full_model(), ctx.data.test, device=ctx.device)
         else:
             start = ctx.evaluator.open(ctx.server.global_message())[0] if ctx.shadow is not None else None
-            result = run_round(ctx.server, ctx.transport, r)
+            result = _run_round_with_retries(ctx, r)
             t = time.perf_counter()
             opened = ctx.evaluator.open_model(ctx.server.global_message(),
-                                              sealed_by={result["survivors"][0]} if ctx.server.secure else None)
+                                              sealed_by={result["leader"]} if ctx.server.secure else None)
             vector, model_round = opened.vector, opened.model_round
             if model_round != r:
                 raise ProtocolError(f"after round {r} the server holds a model of round {model_round}")
             test_loss, y_true, probs = ctx.evaluator.evaluate(vector)
             train_loss = ctx.evaluator.train_loss(ctx.server.reports, r)
             if ctx.shadow is not None:
-                leader = ctx.clients[result.get("survivors", result["selected_clients"])[0]]
+                leader = ctx.clients[result["leader"] if ctx.server.secure else result["selected_clients"][0]]
                 shadow = ctx.shadow.step(r, start, vector, leader.rounding_bound())
             if ctx.config.privacy == "paillier":  # the key holders' view: the server cannot read either
                 result["refused"] = opened.refused

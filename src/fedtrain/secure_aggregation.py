@@ -53,8 +53,13 @@ class EncodingPlan:
     summands: int
     rounding: str = "nearest"
     weighted: bool = True  # counts are sample counts (--avg weighted), else 1 each (--avg mean)
+    # The most statistics a round of this run may add (the number of clients): fixes the statistics grid
+    # at round start, so that it is the same whoever drops later (None: the selection's size).
+    headroom: int | None = None
 
     def __post_init__(self) -> None:
+        if self.headroom is not None and self.headroom < self.summands:
+            raise ConfigError(f"a statistics headroom of {self.headroom} is below the {self.summands} summands")
         if self.rounding not in ROUNDING_MODES:
             raise ConfigError(f"unknown --rounding {self.rounding!r}; choose stochastic or nearest")
         if self.stats_frac_bits < 8:
@@ -68,8 +73,8 @@ class EncodingPlan:
 
     @property
     def stats_value_bits(self) -> int:
-        """Width of the statistics codec: the widest that fits a 62-bit slot with `summands` headroom."""
-        return 62 - self.summands.bit_length()
+        """Width of the statistics codec: the widest that fits a 62-bit slot with `headroom` summands."""
+        return 62 - (self.headroom or self.summands).bit_length()
 
     @property
     def stats_range_bits(self) -> int:

@@ -13,10 +13,10 @@ import numpy as np
 import fastpaillier as fp
 
 from .authentication import Verifiers
-from .errors import ConfigError, ProtocolError
+from .errors import ConfigError, ProtocolError, RoundFailed
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded,
+from .protocol import (DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, MIN_CLIENTS_FLOOR, check_array, is_int, global_context, guarded,
                        report_context, share_context, load_array, parse_global, parse_plain_update, parse_secure_update,
                        parse_share, parse_stats)
 from .secure_aggregation import ROUNDING_MODES, EncodingPlan, chunk_bounds
@@ -42,10 +42,10 @@ def check_min_clients(min_clients: int, num_clients: int, fraction: float) -> No
                           "one; add clients, raise --fraction or (never below 2) lower --min-clients")
 
 
-def select_clients(num_clients: int, fraction: float, seed: int, round_: int) -> list[int]:
-    """The clients of round `round_`: max(1, round(fraction * num_clients)) of them, at random."""
+def select_clients(num_clients: int, fraction: float, seed: int, round_: int, attempt: int = 0) -> list[int]:
+    """The clients of round `round_` (try `attempt`): max(1, round(fraction * num_clients)) of them, at random."""
     count = selection_size(num_clients, fraction)
-    rng = np.random.default_rng([seed, round_, 0x5E1EC7])
+    rng = np.random.default_rng([seed, round_, 0x5E1EC7] + ([attempt] if attempt else []))
     return sorted(int(c) for c in rng.choice(num_clients, size=count, replace=False))
 
 
@@ -117,14 +117,20 @@ class Server:
         return int(self._global.get("model_round")) if self._global is not None else -1
 
     # -- a round --------------------------------------------------------------
-    def start_round(self, round_: int) -> dict[int, bytes]:
-        """Selects the round's clients and sends each the global model and the round's settings."""
+    def start_round(self, round_: int, attempt: int = 0) -> dict[int, bytes]:
+        """Selects the round's clients and sends each the global model and the round's settings.
+
+        `attempt` > 0 starts a round again, with a new selection, after a try that failed before any
+        decryption (`RoundFailed.retryable`); clients refuse a new try of a round they decrypted in.
+        """
         if self.model_round != round_ - 1:
             raise ProtocolError(f"round {round_} cannot start from a model of round {self.model_round}")
-        selected = select_clients(self.num_clients, self.fraction, self.seed, round_)
-        self._round_state = {"round": round_, "selected": selected}
+        if not is_int(attempt) or not 0 <= attempt < MAX_ATTEMPTS:
+            raise ConfigError(f"attempt must be an integer in [0, {MAX_ATTEMPTS}), got {attempt!r}")
+        selected = select_clients(self.num_clients, self.fraction, self.seed, round_, attempt)
+        self._round_state = {"round": round_, "selected": selected, "announced": selected, "dropped": {}}
         self.reports = {}
-        fields = {"model_round": self.model_round, "privacy": self.privacy, "avg": self.avg,
+        fields = {"model_round": self.model_round, "attempt": attempt, "privacy": self.privacy, "avg": self.avg,
                   "value_bits": self.value_bits, "rounding": self.rounding, "selected": selected, "leader": selected[0]}
         message = Message("round_start", round_, "server", fields, dict(self._global.blobs)).to_bytes()
         return {cid: message for cid in selected}
@@ -140,7 +146,7 @@ class Server:
     def _plan(self) -> tuple[EncodingPlan, list[tuple[int, int]]]:
         """The round's encoding plan and its chunks, as every party derives them."""
         plan = EncodingPlan(self.value_bits, len(self._round_state["selected"]), rounding=self.rounding,
-                            weighted=self.avg == "weighted")
+                            weighted=self.avg == "weighted", headroom=self.num_clients)
         slots = plan.update_codec(self.public_key).slots
         return plan, chunk_bounds(self.model_size, plan.summands, slots)
 
@@ -195,11 +201,12 @@ class Server:
                 shape = shape or load_array(good[cid]["maxabs"], self.public_key, "maxabs").shape
             except ProtocolError as exc:
                 dropped[cid] = str(exc)
+        self._round_state["dropped"] = dropped
         if len(good) < self.min_clients:
-            raise ProtocolError(f"round {round_}: only {len(good)} of the selected clients {announced} answered "
-                                f"well, fewer than --min-clients {self.min_clients} (dropped: {dropped})")
-        self._round_state.update(announced=announced, dropped=dropped, stats=good, stats_shape=shape,
-                                 stats_codec=plan.stats_codec(self.public_key), resummed=False)
+            raise RoundFailed(f"round {round_}: only {len(good)} of the selected clients {announced} answered "
+                              f"well, fewer than --min-clients {self.min_clients} (dropped: {dropped})", retryable=True)
+        self._round_state.update(stats=good, stats_shape=shape,
+                                 stats_codec=plan.stats_codec(self.public_key))
         return self._stats_sums(round_, sorted(good))
 
     def _stats_sums(self, round_: int, survivors: list[int]) -> dict[int, bytes]:
@@ -217,13 +224,21 @@ class Server:
 
     @property
     def redoing_sums(self) -> bool:
-        """Whether on_updates last returned new 'stats_sum' messages (deliver them, then call on_updates again)."""
+        """Whether on_updates last returned new 'stats_sum' messages (deliver them, then call on_updates again).
+
+        Each redo is for strictly fewer survivors, so a round redoes its sums at most K - min_clients times.
+        """
         return bool(self._round_state.get("redoing_sums"))
 
     @property
     def participants(self) -> list[int]:
         """The current round's clients: the selection, less those dropped (the first one leads)."""
         return list(self._round_state.get("selected", []))
+
+    @property
+    def announced(self) -> list[int]:
+        """The clients the current try of the round selected, before any was dropped."""
+        return list(self._round_state.get("announced", []))
 
     @property
     def dropped(self) -> dict[int, str]:
@@ -268,11 +283,12 @@ class Server:
         state["redoing_sums"] = False
         if failed:
             survivors = [c for c in selected if c not in failed]
-            if state.get("resummed", True) or len(survivors) < self.min_clients:
-                raise ProtocolError(f"round {round_}: the updates of clients {sorted(failed)} failed ({failed}); "
-                                    "the sums are redone once, for at least --min-clients survivors")
             state["dropped"].update({c: f"during the update: {why}" for c, why in failed.items()})
-            state.update(resummed=True, redoing_sums=True)
+            if len(survivors) < self.min_clients:
+                raise RoundFailed(f"round {round_}: the updates of clients {sorted(failed)} failed ({failed}), "
+                                  f"leaving {len(survivors)} survivors, fewer than --min-clients {self.min_clients}",
+                                  retryable=True)
+            state["redoing_sums"] = True
             return self._stats_sums(round_, survivors)
         requests, aggregates = {}, {}
         for j, (a, b) in enumerate(bounds):  # every client gets a request (an empty chunk's has no aggregate)
@@ -285,7 +301,9 @@ class Server:
                 blobs["aggregate"] = total.to_bytes()
             aggregates[j] = blobs
             requests[selected[j]] = Message("decrypt_request", round_, "server", {"chunk": j}, blobs).to_bytes()
-        self._round_state.update(aggregates=aggregates, decryptors=list(selected), collected={}, retried=False)
+        # From here on the survivors' updates are in one aggregate: a failure is no longer retryable.
+        self._round_state.update(aggregates=aggregates, decryptors=list(selected), collected={},
+                                 asked=set(range(len(selected))), leader=None)
         return requests
 
     @property
@@ -293,21 +311,31 @@ class Server:
         """Whether on_shares last returned decryption retries (deliver them, then call on_shares again)."""
         return bool(self._round_state.get("retrying"))
 
+    @property
+    def leader(self) -> int | None:
+        """The client that assembles (assembled) this round's global model, once the slices are in."""
+        return self._round_state.get("leader")
+
+    def _healthy(self) -> list[int]:
+        """The round's survivors that have not been dropped since the sums, in selection order."""
+        state = self._round_state
+        return [c for c in state["selected"] if c not in state["dropped"]]
+
     @guarded
     def on_shares(self, round_: int, replies: dict[int, bytes]) -> dict[int, bytes]:
-        """Relays the sealed decrypted slices to the round's leader, or asks for one retry of those missing.
+        """Relays the sealed decrypted slices to the round's leader, or asks other survivors for those missing.
 
         A decryptor whose slice is missing or fails its checks is dropped, and its chunk goes to another
-        survivor once (see `retrying`); a second failure, or the leader's, fails the round.
+        healthy survivor (see `retrying`), as often as survivors remain; the leader is the first healthy
+        survivor once every slice is in.
         """
         state = self._round_state
         if state.get("round") != round_ or "decryptors" not in state:
             raise ProtocolError(f"'share' replies of round {round_} arrived outside that round's decryption")
         selected, decryptors, collected = state["selected"], state["decryptors"], state["collected"]
         failed: dict[int, str] = {}
-        for j, cid in enumerate(decryptors):
-            if j in collected:
-                continue
+        for j in sorted(state["asked"]):
+            cid = decryptors[j]
             try:
                 if cid not in replies:
                     raise ProtocolError("no reply")
@@ -319,33 +347,59 @@ class Server:
                 collected[j] = share
             except ProtocolError as exc:
                 failed[j] = str(exc)
-        state["retrying"] = False
-        if failed:
-            lost = {decryptors[j] for j in failed}
-            healthy = [c for c in selected if c not in lost and c not in state["dropped"]]
-            if state["retried"] or selected[0] in lost or len(healthy) < len(failed):
-                raise ProtocolError(f"round {round_}: the decryption of chunks {sorted(failed)} failed "
-                                    f"({ {decryptors[j]: why for j, why in failed.items()} })")
+                state["dropped"].setdefault(cid, f"during decryption: {exc}")
+        state["retrying"], state["asked"] = False, set()
+        missing = [j for j in range(len(decryptors)) if j not in collected]
+        healthy = self._healthy()
+        if missing and not healthy:
+            raise RoundFailed(f"round {round_}: the decryption of chunks {missing} failed and no survivor is left "
+                              f"to decrypt them (dropped: {state['dropped']})", retryable=False)
+        if missing:  # one chunk per healthy survivor and exchange; the rest in the next exchange
             requests = {}
-            for helper, (j, why) in zip(healthy, sorted(failed.items())):
-                state["dropped"][decryptors[j]] = f"during decryption: {why}"
-                fields = {"chunk": j, "retry_for": decryptors[j]}
+            for helper, j in zip(healthy, missing):
                 decryptors[j] = helper
+                state["asked"].add(j)
+                fields = {"chunk": j} if helper == selected[j] else {"chunk": j, "retry_for": selected[j]}
                 requests[helper] = Message("decrypt_request", round_, "server", fields,
                                            state["aggregates"][j]).to_bytes()
-            state.update(retried=True, retrying=True)
+            state["retrying"] = True
             return requests
-        blobs = {f"share{j}": collected[j] for j in range(len(decryptors))}
-        return {selected[0]: Message("shares", round_, "server", {"decryptors": list(decryptors)}, blobs).to_bytes()}
+        return self._shares_for(healthy[0])
+
+    def _shares_for(self, leader: int) -> dict[int, bytes]:
+        """The 'shares' message that makes `leader` assemble the round's global model."""
+        state = self._round_state
+        state["leader"] = leader
+        blobs = {f"share{j}": state["collected"][j] for j in range(len(state["decryptors"]))}
+        fields = {"decryptors": list(state["decryptors"]), "leader": leader}
+        return {leader: Message("shares", state["round"], "server", fields, blobs).to_bytes()}
 
     @guarded
-    def on_global(self, round_: int, data: bytes) -> None:
-        """Stores the leader's sealed new global model; the round is complete."""
-        message = Message.from_bytes(data)
-        leader = self._round_state.get("selected", [None])[0]
-        if parse_global(message, sealed=True) != round_ or message.sender != f"client:{leader}":
-            raise ProtocolError(f"the new global model must come from round {round_}'s leader, client {leader}, "
-                                f"as model_round {round_}; got {message.sender!r}, round {message.round}")
-        if self.verifiers is not None:
-            self.verifiers.open(message.blob("sealed_global"), global_context(round_), allowed={leader})
-        self.install_global(data)
+    def on_global(self, round_: int, data: bytes | None) -> dict[int, bytes]:
+        """Stores the leader's sealed new global model and returns {} (the round is complete).
+
+        A leader that sends nothing (None) or a model that fails its checks is dropped and the next healthy
+        survivor gets the slices instead: deliver the returned 'shares' message and call on_global again.
+        """
+        state = self._round_state
+        leader = state.get("leader")
+        if state.get("round") != round_ or leader is None:
+            raise ProtocolError(f"a global model of round {round_} arrived before that round's slices were in")
+        try:
+            if data is None:
+                raise ProtocolError("no reply")
+            message = Message.from_bytes(data)
+            if parse_global(message, sealed=True) != round_ or message.sender != f"client:{leader}":
+                raise ProtocolError(f"the new global model must come from round {round_}'s leader, client {leader}, "
+                                    f"as model_round {round_}; got {message.sender!r}, round {message.round}")
+            if self.verifiers is not None:
+                self.verifiers.open(message.blob("sealed_global"), global_context(round_), allowed={leader})
+            self.install_global(data)
+        except ProtocolError as exc:
+            state["dropped"].setdefault(leader, f"during assembly: {exc}")
+            healthy = self._healthy()
+            if not healthy:
+                raise RoundFailed(f"round {round_}: no survivor is left to assemble the model "
+                                  f"(dropped: {state['dropped']})", retryable=False) from None
+            return self._shares_for(healthy[0])
+        return {}

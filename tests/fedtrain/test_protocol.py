@@ -100,7 +100,7 @@ def test_server_refuses_a_superscript_chunk_name_with_a_protocol_error(secure_ro
     ctx, log = secure_round
     server = ctx.server
     updates = replies(log, "update")
-    server._round_state = {"round": 1, "selected": sorted(c for c, _ in updates)}
+    server._round_state = {"round": 1, "selected": sorted(c for c, _ in updates), "dropped": {}}
     bad = {cid: with_blobs(m, {"chunk\u00b2" if name == "chunk0" else name: blob for name, blob in m.blobs.items()})
            for cid, m in updates}
     with pytest.raises(ProtocolError, match="chunk\u00b2"):
@@ -112,7 +112,7 @@ def test_server_refuses_an_empty_count_array(secure_round):
     server = ctx.server
     pk = ctx.clients[0]._key.public_key
     stats = replies(log, "stats")
-    server._round_state = {"round": 1, "selected": sorted(c for c, _ in stats)}
+    server._round_state = {"round": 1, "selected": sorted(c for c, _ in stats), "dropped": {}}
     empty = ctx.clients[0]._key.encrypt(np.zeros(0, dtype=np.int64)).to_bytes()
     bad = {cid: with_blobs(m, {**m.blobs, "count": empty}) for cid, m in stats}
     with pytest.raises(ProtocolError, match="count"):
@@ -132,7 +132,7 @@ def test_client_refuses_an_empty_count_sum(secure_round):
 def test_fastpaillier_errors_become_protocol_errors_at_the_server(secure_round, blob):
     ctx, log = secure_round
     stats = replies(log, "stats")
-    ctx.server._round_state = {"round": 1, "selected": sorted(c for c, _ in stats)}
+    ctx.server._round_state = {"round": 1, "selected": sorted(c for c, _ in stats), "dropped": {}}
     bad = {cid: with_blobs(m, {**m.blobs, "maxabs": blob}) for cid, m in stats}
     with pytest.raises(ProtocolError, match="maxabs"):
         ctx.server.on_stats(1, bad)
@@ -417,13 +417,15 @@ def test_a_share_forged_by_another_client_is_rejected(tmp_path):
         assert helper != 1 and Message.from_bytes(data).get("retry_for") == 1
         # a leader handed the forgery (by a malicious server) refuses the round
         blobs = {f"share{j}": Message.from_bytes(bad[c]).blob("share") for j, c in enumerate([0, 1, 2])}
-        reply = script.deliver(0, Message("shares", 1, "server", {"decryptors": [0, 1, 2]}, blobs).to_bytes())
+        reply = script.deliver(0, Message("shares", 1, "server", {"decryptors": [0, 1, 2], "leader": 0},
+                                          blobs).to_bytes())
         assert script.ctx.evaluator.open_model(reply, sealed_by={0}).refused
         assert any(why in reason for _, _, reason in script.clients[0].refusals)
 
 
 def test_a_global_model_forged_by_a_client_that_did_not_lead_is_rejected(tmp_path):
-    """Client 2 seals a global model of round 1 (led by client 0): server, clients and evaluator refuse it."""
+    """Client 2 seals a global model of round 1 (led by client 0): the server drops the leader that sends it
+    and lets the next survivor lead; the evaluator refuses it."""
     from fedtrain.client import OK
     from fedtrain.messages import vector_to_bytes
     from fedtrain.protocol import global_context
@@ -435,17 +437,36 @@ def test_a_global_model_forged_by_a_client_that_did_not_lead_is_rejected(tmp_pat
     evil = np.full(script.clients[2].models.layout.size, 7.0, dtype=np.float32)
     blob = script.clients[2]._sealing.seal(OK + vector_to_bytes(evil), global_context(1))
     forged = Message("global", 1, "client:0", {"model_round": 1}, {"sealed_global": blob}).to_bytes()
-    with pytest.raises(ProtocolError, match="signed by client 2"):
-        script.server.on_global(1, forged)
+    before = script.server.global_message()
+    handover = script.server.on_global(1, forged)  # the leader's reply fails: dropped, client 1 leads instead
+    assert list(handover) == [1] and "signed by client 2" in script.server.dropped[0]
+    assert Message.from_bytes(handover[1]).get("leader") == 1 and script.server.global_message() == before
     with pytest.raises(ProtocolError, match="signed by client 2"):
         script.ctx.evaluator.open_model(forged, sealed_by={0})
-    # a client of round 1 starting round 2 from the forgery refuses it (the server is made to relay it)
-    script.server.on_global(1, honest)
-    start = Message.from_bytes(script.server.start_round(2)[1])
-    bad_start = with_blobs(start, {"sealed_global": blob})
-    reply = script.deliver(1, bad_start)
+    script.server._round_state["leader"] = 0
+    assert script.server.on_global(1, honest) == {}
+
+
+def test_a_global_model_forged_by_a_client_outside_the_round_is_refused_by_its_clients(tmp_path):
+    """Four clients, three selected: the one left out seals a model of round 1, a malicious server relays it
+    to a client of round 1 in round 2's start; that client refuses it (round 1's survivors sign it only)."""
+    from fedtrain.client import OK
+    from fedtrain.messages import vector_to_bytes
+    from fedtrain.protocol import global_context
+
+    script = ScriptedServer(tmp_path, clients=4, fraction=0.75, demo_train_per_class=6)
+    _, to_leader = _shares_for_leader(script)
+    (leader, data), = to_leader.items()
+    assert script.server.on_global(1, script.deliver(leader, data)) == {}
+    selected = script.server.participants
+    (outsider,) = set(range(4)) - set(selected)
+    evil = np.full(script.clients[outsider].models.layout.size, 7.0, dtype=np.float32)
+    blob = script.clients[outsider]._sealing.seal(OK + vector_to_bytes(evil), global_context(1))
+    starts = script.server.start_round(2)
+    member = next(c for c in selected if c in starts)
+    reply = script.deliver(member, with_blobs(Message.from_bytes(starts[member]), {"sealed_global": blob}))
     assert Message.from_bytes(reply).kind == "stats"
-    assert "signed by client 2" in script.clients[1].refusals[-1][2]
+    assert f"signed by client {outsider}" in script.clients[member].refusals[-1][2]
 
 
 def test_each_client_holds_only_its_own_signing_key(secure_round):
@@ -546,19 +567,67 @@ def test_dropped_clients_leave_the_model_of_a_run_over_the_survivors(tmp_path, m
     assert "late" in records[1]["dropped"]["1"] and "went away" in records[4]["dropped"]["1"]
     assert "no reply" in records[0]["dropped"]["2"]
     faulty_model = ctx.evaluator.open(ctx.server.global_message())[0]
+    from fedtrain.report import write_report
 
-    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r: SURVIVORS[r])
+    report = write_report(ctx.out_dir).read_text()
+    dropped = report[report.index("## Dropped clients"):].split("\n## ")[0]
+    assert "| 1 | 1 | 2 | no reply |" in dropped and "| 5 | 1 | 1 |" in dropped and "went away" in dropped
+
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r, attempt=0: SURVIVORS[r])
     reference = setup_run(tiny_config(**config), tmp_path / "reference")
     reference_records = run_rounds(reference)
     assert all(rec["dropped"] == {} for rec in reference_records)
     np.testing.assert_array_equal(faulty_model, reference.evaluator.open(reference.server.global_message())[0])
 
 
-def test_a_round_with_fewer_survivors_than_the_minimum_fails_naming_them(tmp_path):
-    ctx = setup_run(tiny_config(min_clients=3), tmp_path / "run")
+def test_a_round_with_fewer_survivors_than_the_minimum_is_tried_again_then_stops_the_run(tmp_path):
+    """Client 1 is silent in every try: 3 tries of round 1 (--round-attempts), then one error naming it all."""
+    from fedtrain.errors import RoundFailed
+
+    ctx = setup_run(tiny_config(min_clients=3, round_attempts=3), tmp_path / "run")
     ctx.transport = FaultyTransport(ctx.clients, {(1, 1): "silent"}, deadline=600.0)
-    with pytest.raises(ProtocolError, match=r"only 2 of the selected clients \[0, 1, 2\] answered well"):
+    with pytest.raises(RoundFailed, match=r"only 2 of the selected clients \[0, 1, 2\] answered well") as info:
         run_rounds(ctx)
+    assert "failed 3 times" in str(info.value) and "--resume" in str(info.value) and not info.value.retryable
+    assert not (tmp_path / "run" / "metrics.jsonl").exists() or not (tmp_path / "run" / "metrics.jsonl").read_text()
+
+
+def test_a_round_below_the_minimum_completes_on_a_new_selection(tmp_path, monkeypatch):
+    """Client 0 is gone: the first try ([0, 1, 2], minimum 3) fails, the second ([1, 2, 3]) gives the model of a
+    run that selected [1, 2, 3] to begin with; the record names the failed try."""
+    import fedtrain.server as server_module
+
+    picks = {0: [0, 1, 2], 1: [1, 2, 3]}
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r, attempt=0: picks[attempt])
+    config = dict(clients=4, fraction=0.75, min_clients=3, demo_train_per_class=6)
+    ctx = setup_run(tiny_config(**config), tmp_path / "faulty")
+    ctx.transport = FaultyTransport(ctx.clients, {(1, 0): "dies"}, deadline=600.0)
+    (record,) = run_rounds(ctx)
+    assert record["attempts"] == 2 and record["survivors"] == [1, 2, 3] and record["refused"] is False
+    (failed,) = record["failed_attempts"]
+    assert failed["selected"] == [0, 1, 2] and "went away" in failed["dropped"]["0"]
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r, attempt=0: [1, 2, 3])
+    reference = setup_run(tiny_config(**config), tmp_path / "reference")
+    (ref,) = run_rounds(reference)
+    assert ref["attempts"] == 1 and ref["failed_attempts"] == []
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  reference.evaluator.open(reference.server.global_message())[0])
+
+
+def test_a_round_is_not_tried_again_after_a_decryption(tmp_path):
+    """A client whose update was in a decrypted aggregate refuses a new try of that round (two aggregates
+    over overlapping selections would tell their difference), with a decoy."""
+    script = ScriptedServer(tmp_path)
+    _, requests = _decrypt_requests(script)
+    script.deliver(1, requests[1])
+    message = Message.from_bytes(script.server.start_round(1)[1])
+    again = script.deliver(1, with_field(message, "attempt", 1))
+    assert Message.from_bytes(again).kind == "stats"
+    assert "already in an aggregate that was decrypted" in script.clients[1].refusals[-1][2]
+    fresh = script.deliver(2, with_field(message, "attempt", 1))  # client 2 has not decrypted: it takes part
+    assert Message.from_bytes(fresh).kind == "stats" and not script.clients[2].refusals
+    replay = script.deliver(2, with_field(message, "attempt", 1))  # but each try starts once
+    assert "already started" in script.clients[2].refusals[-1][2] and len(replay) == len(fresh)
 
 
 def test_a_decryptor_lost_mid_decryption_costs_one_retry_not_the_round(tmp_path, secure_round):
@@ -577,11 +646,88 @@ def test_a_decryptor_lost_mid_decryption_costs_one_retry_not_the_round(tmp_path,
                                   honest.evaluator.open(honest.server.global_message())[0])
 
 
-def test_a_leader_lost_mid_decryption_fails_the_round(tmp_path):
-    ctx = setup_run(tiny_config(), tmp_path / "run")
+def _honest_model(tmp_path, **config) -> np.ndarray:
+    honest = setup_run(tiny_config(**config), tmp_path / "honest")
+    run_rounds(honest)
+    return honest.evaluator.open(honest.server.global_message())[0]
+
+
+def test_a_leader_lost_mid_decryption_hands_over_to_the_next_survivor(tmp_path):
+    """Client 0 (first survivor) decrypts nothing in round 1: client 1 decrypts its chunk and leads; round 2,
+    which client 0 is back for, starts from client 1's model; both models are those of an honest run."""
+    ctx = setup_run(tiny_config(rounds=2), tmp_path / "run")
     ctx.transport = FaultyTransport(ctx.clients, {(1, 0): "decrypt:silent"}, deadline=600.0)
-    with pytest.raises(ProtocolError, match=r"decryption of chunks \[0\] failed"):
-        run_rounds(ctx)
+    first, second = run_rounds(ctx)
+    assert first["leader"] == 1 and list(first["dropped"]) == ["0"] and first["refused"] is False
+    assert second["leader"] == 0 and second["dropped"] == {} and second["refusals"] == {}
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  _honest_model(tmp_path, rounds=2))
+
+
+class LeaderFaults(FaultyTransport):
+    """Also fails the leader's 'global' reply: 'shares:silent' sends nothing, 'shares:garbage' cut bytes."""
+
+    def deliver(self, cid: int, data: bytes) -> bytes | None:
+        message = Message.from_bytes(data)
+        fault = self.faults.get((message.round, cid), "")
+        if message.kind != "shares" or not fault.startswith("shares:"):
+            return super().deliver(cid, data)
+        reply = InProcessTransport.deliver(self, cid, data)
+        return None if fault == "shares:silent" else reply[:-9]
+
+
+def test_a_leader_lost_while_assembling_the_model_hands_over(tmp_path):
+    """The leader takes the slices and goes silent (round 1) or answers garbage (round 2; its successor too):
+    the next healthy survivor assembles the model; the run's models are those of an honest run."""
+    faults = {(1, 0): "shares:silent", (2, 0): "shares:garbage", (2, 1): "shares:garbage"}
+    ctx = setup_run(tiny_config(rounds=2), tmp_path / "run")
+    ctx.transport = LeaderFaults(ctx.clients, faults, deadline=600.0)
+    first, second = run_rounds(ctx)
+    assert first["leader"] == 1 and first["dropped"]["0"] == "during assembly: no reply"
+    assert "during assembly" in second["dropped"]["0"] and "during assembly" in second["dropped"]["1"]
+    assert second["leader"] == 2 and sorted(second["dropped"]) == ["0", "1"]
+    assert first["survivors"] == second["survivors"] == [0, 1, 2] and not first["refused"] and not second["refused"]
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  _honest_model(tmp_path, rounds=2))
+
+
+def test_two_decryptors_lost_in_one_round_cost_retries_not_the_round(tmp_path):
+    """Four clients; two decryptors lost in round 1 (one dies, one's retry for it is cut): the honest model."""
+    faults = {(1, 1): "decrypt:dies", (1, 3): "decrypt:truncated"}
+    config = dict(clients=4, demo_train_per_class=6)
+    ctx = setup_run(tiny_config(**config), tmp_path / "run")
+    ctx.transport = FaultyTransport(ctx.clients, faults, deadline=600.0)
+    (record,) = run_rounds(ctx)
+    assert sorted(record["dropped"]) == ["1", "3"] and record["leader"] == 0 and not record["refused"]
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  _honest_model(tmp_path, **config))
+
+
+class HangingTransport(InProcessTransport):
+    """Client `cid` never answers its decryption request (it blocks until the test ends)."""
+
+    def __init__(self, clients, cid: int, deadline: float) -> None:
+        import threading
+
+        super().__init__(clients, deadline=deadline)
+        self.cid, self.release = cid, threading.Event()
+
+    def deliver(self, cid: int, data: bytes) -> bytes | None:
+        if cid == self.cid and Message.from_bytes(data).kind == "decrypt_request":
+            self.release.wait()
+        return super().deliver(cid, data)
+
+
+def test_a_client_that_never_answers_is_dropped_at_the_deadline(tmp_path):
+    """In-process too, a client that hangs costs the exchange its --deadline, and the round completes."""
+    ctx = setup_run(tiny_config(deadline=8.0), tmp_path / "run")
+    ctx.transport = HangingTransport(ctx.clients, 2, deadline=8.0)
+    try:
+        (record,) = run_rounds(ctx)
+    finally:
+        ctx.transport.release.set()
+    assert "no reply within the 8 s deadline" in record["dropped"]["2"] and not record["refused"]
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0], _honest_model(tmp_path))
 
 
 def test_a_client_lost_during_the_update_has_the_sums_redone_for_the_survivors(tmp_path, monkeypatch):
@@ -598,14 +744,14 @@ def test_a_client_lost_during_the_update_has_the_sums_redone_for_the_survivors(t
         assert rec["survivors"] == survivors[rec["round"]] and rec["refused"] is False
         (cid,) = rec["dropped"]
         assert "during the update" in rec["dropped"][cid]
-    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r: survivors[r])
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r, attempt=0: survivors[r])
     reference = setup_run(tiny_config(**config), tmp_path / "reference")
     run_rounds(reference)
     np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
                                   reference.evaluator.open(reference.server.global_message())[0])
 
 
-def test_sums_are_redone_once_and_only_for_fewer_survivors(tmp_path):
+def test_sums_are_redone_only_for_fewer_survivors(tmp_path):
     script = ScriptedServer(tmp_path, min_clients=2)
     stats_sum = script.stats()
     first = script.deliver(0, stats_sum[0])
@@ -617,6 +763,39 @@ def test_sums_are_redone_once_and_only_for_fewer_survivors(tmp_path):
         assert all(np.all(c == 0) for c in script.chunks({0: again})[0])
         assert "already answered" in script.clients[0].refusals[-1][2]
     assert len(first) > 0
+
+
+class SecondUpdateLoss(FaultyTransport):
+    """Client `late` answers the first 'stats_sum' of round 1 and is silent on the redone one."""
+
+    def __init__(self, clients, faults, late: int) -> None:
+        super().__init__(clients, faults, deadline=600.0)
+        self.late, self.sums_seen = late, 0
+
+    def deliver(self, cid: int, data: bytes) -> bytes | None:
+        reply = super().deliver(cid, data)
+        if cid == self.late and Message.from_bytes(data).kind == "stats_sum":
+            self.sums_seen += 1
+            return None if self.sums_seen == 2 else reply
+        return reply
+
+
+def test_a_second_loss_during_the_update_has_the_sums_redone_again(tmp_path, monkeypatch):
+    """Four clients, minimum 2: client 3 sends no update, then client 2 none for the redone sums; the round
+    completes with [0, 1], and its model is that of a run that selected [0, 1]."""
+    import fedtrain.server as server_module
+
+    config = dict(clients=4, min_clients=2, demo_train_per_class=6)
+    ctx = setup_run(tiny_config(**config), tmp_path / "faulty")
+    ctx.transport = SecondUpdateLoss(ctx.clients, {(1, 3): "update:silent"}, late=2)
+    (record,) = run_rounds(ctx)
+    assert record["survivors"] == [0, 1] and sorted(record["dropped"]) == ["2", "3"] and not record["refused"]
+    assert all("during the update" in why for why in record["dropped"].values())
+    monkeypatch.setattr(server_module, "select_clients", lambda n, f, seed, r, attempt=0: [0, 1])
+    reference = setup_run(tiny_config(**config), tmp_path / "reference")
+    run_rounds(reference)
+    np.testing.assert_array_equal(ctx.evaluator.open(ctx.server.global_message())[0],
+                                  reference.evaluator.open(reference.server.global_message())[0])
 
 
 def test_a_leader_lost_during_the_update_rejoins_the_next_round(tmp_path):
