@@ -1,4 +1,8 @@
-"""`fedtrain run`, `compare`, `report`, `export` and `predict`: the command line, with one-line errors."""
+"""`fedtrain run`, `compare`, `report`, `export` and `predict`: the command line, with one-line errors.
+
+Each command checks its options and paths before it imports torch, torchvision, Opacus,
+scikit-learn or matplotlib (seconds of imports): a wrong option is reported at once.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Sequence
 
 import fastpaillier as fp
 
+from .config import RunConfig, resumed_config
 from .errors import ConfigError, FedTrainError
+from .paths import check_model_source, check_new_file, export_target, image_paths
 
 log = logging.getLogger("fedtrain")
 
@@ -161,9 +167,7 @@ def _add_run_options(run: argparse.ArgumentParser, *, privacy: bool = True) -> N
                      help="fill each client's obfuscator pool in the background while it trains")
 
 
-def _config(args: argparse.Namespace):
-    from .runner import RunConfig
-
+def _config(args: argparse.Namespace) -> RunConfig:
     privacy = args.privacy if args.command == "run" else "none"
     return RunConfig(data=args.data, model=args.model, weights=args.weights, clients=args.clients,
                      rounds=_rounds(args), local_epochs=args.local_epochs, fraction=args.fraction,
@@ -188,91 +192,63 @@ def _rounds(args: argparse.Namespace) -> int:
     return 0 if getattr(args, "resume", None) else 5  # `compare` has no --resume
 
 
-class _Bars:
-    """tqdm progress bars: one for rounds, one per client's local training."""
-
-    def __init__(self, rounds: int, start: int, enabled: bool) -> None:
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.enabled = enabled
-        self.rounds = tqdm(total=rounds, initial=start - 1, desc="rounds", unit="round", disable=not enabled,
-                           position=0)
-
-    def local(self, cid: int, round_: int):
-        bar = self._tqdm(desc=f"  round {round_} client {cid}", unit="batch", leave=False,
-                         disable=not self.enabled, position=1)
-
-        def update(epoch: int, done: int, total: int) -> None:
-            if bar.total != total:
-                bar.reset(total=total)
-            bar.set_postfix_str(f"epoch {epoch + 1}", refresh=False)
-            bar.n = done
-            bar.refresh()
-            if done == total:
-                bar.reset(total=total)
-
-        return update
-
-    def round_done(self, record: dict) -> None:
-        self.rounds.update(1)
-        self.rounds.set_postfix_str(f"acc {record['accuracy']:.3f} loss {record['test_loss']:.3f}")
-
-
 def _run(args: argparse.Namespace) -> int:
-    from .runner import run_rounds, setup_run
-    from .report import write_report
-
     config = _config(args)
     if args.resume:
         out = Path(args.resume)
         if args.overwrite:
             raise ConfigError("--resume continues a run and --overwrite starts a new one; choose one")
+        resumed_config(out, config.rounds).validate()
     else:
         out = Path(args.out or f"runs/{config.model}-{config.privacy}-{time.strftime('%Y%m%d-%H%M%S')}")
-        if _run_dir_in_use(out, overwrite=args.overwrite):
-            config.validate()  # before anything is moved: a bad option leaves the old run where it was
-            if config.data is not None and not Path(config.data).expanduser().is_dir():
-                raise ConfigError(f"data folder {config.data} does not exist or is not a folder; check the path "
-                                  f"(nothing was moved: {out} is as it was)")
+        in_use = _run_dir_in_use(out, overwrite=args.overwrite)
+        config.validate()  # before anything is moved: a bad option leaves the old run where it was
+        if in_use:
             aside = out.with_name(f"{out.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
             out.rename(aside)
             log.info("moved the previous contents of %s to %s", out, aside)
-    bars: _Bars | None = None
-    holder: dict = {}
+    # The options and paths are good: now the seconds of importing torch and the rest.
+    from .progress import RunProgress
+    from .report import write_report
+    from .runner import run_rounds, setup_run
 
-    def progress(cid: int, round_: int):
-        return holder["bars"].local(cid, round_) if "bars" in holder else None
-
-    ctx = setup_run(config, out, resume=bool(args.resume), progress=progress)
-    bars = _Bars(ctx.config.rounds, ctx.start_round, enabled=not args.quiet and sys.stderr.isatty())
-    holder["bars"] = bars
+    terminal = sys.stderr.isatty()
+    progress = RunProgress(bars=not args.quiet and terminal, lines=not args.quiet and not terminal)
+    ctx = setup_run(config, out, resume=bool(args.resume), progress=progress.local, on_phase=progress.phase)
     log.info("run directory: %s (%s, privacy=%s, %d clients, rounds %d..%d)", out, ctx.config.model,
              ctx.config.privacy, ctx.config.clients, ctx.start_round, ctx.config.rounds)
+    progress.start(ctx.config.rounds, ctx.start_round)
 
     def on_round(record: dict) -> None:
-        bars.round_done(record)
-        t = record["timings"]
-        sh = record.get("shadow")
-        phases = f"train {t['train']:.1f}s"
-        if ctx.config.privacy == "paillier":  # the other modes neither encrypt nor decrypt
-            phases += f", encrypt {t['encrypt']:.1f}s, aggregate {t['aggregate']:.1f}s, decrypt {t['decrypt']:.1f}s"
-        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f | %s%s%s", record["round"],
-                 record["accuracy"], record["macro_f1"], record["test_loss"], phases,
-                 f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "",
-                 f" | plain shadow: accuracy {sh['plain_accuracy']:.4f}, distance {sh['distance']:.2e} "
-                 f"(growth bound {sh['growth_bound']:.2e}), one round within the codec bound: "
-                 f"{'yes' if sh['step_within_bound'] else 'NO'}" if sh else "")
+        progress.round_done(record)
+        log.info("%s", _round_line(record, ctx.config.privacy))
         if record.get("dropped"):
             log.warning("round %d: dropped %s; completed with %s (leader: client %s)", record["round"],
                         "; ".join(f"client {c}: {why}" for c, why in record["dropped"].items()),
                         record["survivors"], record["leader"])
 
-    run_rounds(ctx, on_round=on_round)
-    bars.rounds.close()
+    try:
+        run_rounds(ctx, on_round=on_round)
+    finally:
+        progress.close()
     report = write_report(out)
     print(f"Report: {report}")
     return 0
+
+
+def _round_line(record: dict, privacy: str) -> str:
+    """The log line of a finished round: metrics, time by phase (the crypto phases only where there are any)."""
+    t = record["timings"]
+    sh = record.get("shadow")
+    phases = f"train {t['train']:.1f}s"
+    if privacy == "paillier":  # the other modes neither encrypt nor decrypt
+        phases += f", encrypt {t['encrypt']:.1f}s, aggregate {t['aggregate']:.1f}s, decrypt {t['decrypt']:.1f}s"
+    return (f"round {record['round']}: accuracy {record['accuracy']:.4f}, macro F1 {record['macro_f1']:.4f}, "
+            f"test loss {record['test_loss']:.4f} | {phases}"
+            + (f" | epsilon spent {record['epsilon']:.2f}" if "epsilon" in record else "")
+            + (f" | plain shadow: accuracy {sh['plain_accuracy']:.4f}, distance {sh['distance']:.2e} "
+               f"(growth bound {sh['growth_bound']:.2e}), one round within the codec bound: "
+               f"{'yes' if sh['step_within_bound'] else 'NO'}" if sh else ""))
 
 
 def _run_dir_in_use(out: Path, *, overwrite: bool) -> bool:
@@ -290,6 +266,7 @@ def _run_dir_in_use(out: Path, *, overwrite: bool) -> bool:
 
 
 def _export(args: argparse.Namespace) -> int:
+    export_target(args.run_dir, args.out, args.format, args.round)  # before torch is imported
     from .export import export_model
 
     path = export_model(args.run_dir, args.out, fmt=args.format, round_=args.round)
@@ -298,9 +275,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .export import image_paths, load_any_model, predict_images
-
     files = image_paths(args.images)
+    check_model_source(args.model, args.round)
+    check_new_file(Path(args.out), "predictions")
+    from .export import load_any_model, predict_images
+
     model, info = load_any_model(args.model, args.round)
     path, scored, unreadable = predict_images(model, info, files, args.out)
     note = f"; {unreadable} unreadable file(s), see the error column" if unreadable else ""
@@ -361,7 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fedtrain: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fedtrain: interrupted; continue with `fedtrain run --resume RUN_DIR`", file=sys.stderr)
+        if args.command == "run":
+            print("fedtrain: interrupted; continue with `fedtrain run --resume RUN_DIR`", file=sys.stderr)
+        else:
+            print("fedtrain: interrupted", file=sys.stderr)
         return 130
 
 

@@ -27,6 +27,7 @@ from .errors import ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
+from .progress import PhaseEnd, PhaseHook, step_name
 from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field, is_int,
                        load_array, parse_decrypt_request, parse_global, parse_round_start, parse_shares,
                        parse_stats_sum, report_context, share_context)
@@ -36,6 +37,11 @@ from .secure_aggregation import (EncodingPlan, chunk_bounds, quantize, rounding_
 from .training import LocalTrainingConfig, local_rng, train_local
 
 ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
+
+
+def _ciphertexts(array: fp.EncryptedArray) -> int:
+    """How many ciphertexts an encrypted array holds (a packed codec puts several values in each)."""
+    return array.nbytes // (8 * array.public_key.nsq_limbs)
 
 
 def _now() -> tuple[float, float]:
@@ -115,7 +121,7 @@ class Client:
                  progress: ProgressFactory | None = None, dp: DPConfig | None = None,
                  total_epochs: int = 1, num_clients: int | None = None,
                  min_clients: int = DEFAULT_MIN_CLIENTS, signer: Signer | None = None,
-                 verifiers: Verifiers | None = None) -> None:
+                 verifiers: Verifiers | None = None, on_phase: PhaseHook | None = None) -> None:
         if len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
@@ -141,6 +147,9 @@ class Client:
         self._signers: dict[int, set[int]] = {}
         self._precompute = precompute
         self._progress = progress
+        self._on_phase = on_phase  # told as each step of a round ends (train, encrypt, decrypt)
+        self._made = 0  # ciphertexts encrypted since the last step ended
+        self._step: tuple[int, str] = (0, "")  # round and kind of the message being handled
         self._state: dict = {}
         self._last_start = (0, 0)  # (round, attempt) last started: each starts once, and in order
         self._last_global: np.ndarray | None = None
@@ -167,6 +176,7 @@ class Client:
                 raise
             self.refusals.append((-1, "?", str(exc)))
             return None  # not even a message: its sender knows that, and learns nothing from silence
+        self._step = (message.round, message.kind)  # names the steps in the phase events (progress only)
         handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
                    "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
         if handler is None:
@@ -220,6 +230,7 @@ class Client:
         stats_codec = plan.stats_codec(self._key.public_key)
         enc_count = self._key.encrypt(np.array([count], dtype=np.int64))
         enc_max = stats_codec.encrypt(maxima, self._key)
+        self._made += _ciphertexts(enc_count) + _ciphertexts(enc_max)
         sealed = self._sealing.seal(pad_report(report), report_context(r, self.cid))
         return self._reply("stats", r, {}, {"count": enc_count.to_bytes(), "maxabs": enc_max.to_bytes(),
                                             "report": sealed})
@@ -229,7 +240,9 @@ class Client:
         blobs = {}
         for j, (a, b) in enumerate(chunk_bounds(x.size, max(parts, 1), codec.slots)):
             if b > a:
-                blobs[f"chunk{j}"] = codec.encrypt(x[a:b], self._key).to_bytes()
+                chunk = codec.encrypt(x[a:b], self._key)
+                self._made += _ciphertexts(chunk)
+                blobs[f"chunk{j}"] = chunk.to_bytes()
         return self._reply("update", r, {}, blobs)
 
     def _share_reply(self, r: int, j: int, status: bytes, values: np.ndarray) -> Message:
@@ -241,9 +254,15 @@ class Client:
         return self._reply("global", r, {"model_round": r}, {"sealed_global": sealed})
 
     def _tick(self, phase: str, start: tuple[float, float]) -> None:
+        """Adds a step's time to its phase, and tells `on_phase` that the step has ended."""
         wall, cpu = _now()
         self.timings[phase] = self.timings.get(phase, 0.0) + wall - start[0]
         self.cpu_timings[phase] = self.cpu_timings.get(phase, 0.0) + cpu - start[1]
+        made, self._made = self._made, 0
+        if self._on_phase is not None:
+            round_, kind = self._step
+            self._on_phase(PhaseEnd(self.cid, round_, phase, wall - start[0], made if phase == "encrypt" else 0,
+                                    step_name(kind, phase)))
 
     def _reply(self, kind: str, round_: int, fields: dict | None = None, blobs: dict | None = None) -> Message:
         return Message(kind, round_, f"client:{self.cid}", fields or {}, blobs or {})

@@ -14,11 +14,14 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .config import RunConfig
 from .errors import ConfigError
 from .report import load_metrics
 
@@ -341,31 +344,38 @@ def write_comparison(out_dir: Path, runs: dict[tuple[str, str], Path], models: S
     return path
 
 
-def run_comparison(base: Any, out_dir: str | Path, *, models: Sequence[str], methods: Sequence[str],
-                   encrypted_images: bool = False, seeds: Sequence[int] | None = None) -> Path:
-    """Runs every (model, method) with `base` (a RunConfig) and writes the comparison; returns comparison.md.
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a comparison: its configuration and folder."""
 
-    The first of `seeds` (default: base.seed) runs every method; the other seeds run
-    plain and Paillier FedAvg only, for the mean and spread of encryption's effect.
-    """
-    from .runner import run
+    model: str
+    method: str
+    seed: int
+    first_seed: bool  # the first seed's runs make Tables 1 and 2
+    config: RunConfig
+    run_dir: Path
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    @property
+    def name(self) -> str:
+        """E.g. 'smallcnn with FL with encryption (Paillier FedAvg), seed 0'."""
+        return f"{self.model} with {METHOD_NAMES[self.method]}, seed {self.seed}"
+
+
+def plan_comparison(base: RunConfig, out: Path, *, models: Sequence[str], methods: Sequence[str],
+                    seeds: Sequence[int]) -> list[PlannedRun]:
+    """Every run of the comparison, each configuration validated (data folder included); nothing is written."""
     unknown = [m for m in methods if m not in METHOD_NAMES]
     if unknown:
         raise ConfigError(f"unknown --privacy {unknown[0]!r} in compare; choose from {', '.join(METHOD_NAMES)}")
-    seeds = list(seeds) if seeds else [base.seed]
+    if not models or not methods:
+        raise ConfigError("compare needs at least one model (--models) and one method (--privacy)")
     if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds lists a seed twice: {seeds}")
-    runs: dict[tuple[str, str], Path] = {}
-    seed_runs: dict[tuple[str, str, int], Path] = {}
-    class_names: Sequence[str] = ()
-    from .models import build_model
-    from .training import resolve_device, warm_up
-
-    for model in models:  # keep one-time start-up costs out of the first run's timings
-        warm_up(build_model(model), device=resolve_device(base.device), image_size=base.image_size)
+        raise ConfigError(f"--seeds lists a seed twice: {list(seeds)}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; choose a folder")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} already holds files (a previous comparison?); choose another --out")
+    planned = []
     for model in models:
         for i, seed in enumerate(seeds):
             for method in methods:
@@ -376,16 +386,87 @@ def run_comparison(base: Any, out_dir: str | Path, *, models: Sequence[str], met
                                              run_id=f"{base.run_id}-{model}-{method}-seed{seed}")
                 config.validate()
                 run_dir = out / "runs" / (f"{model}-{method}" if i == 0 else f"{model}-{method}-seed{seed}")
-                log.info("compare: %s with %s, seed %d", model, METHOD_NAMES[method], seed)
-                run(config, run_dir)
-                seed_runs[(model, method, seed)] = run_dir
-                if i == 0:
-                    runs[(model, method)] = run_dir
-                class_names = json.loads((run_dir / "config.json").read_text())["class_names"]
+                planned.append(PlannedRun(model, method, seed, i == 0, config, run_dir))
+    return planned
+
+
+def run_comparison(base: RunConfig, out_dir: str | Path, *, models: Sequence[str], methods: Sequence[str],
+                   encrypted_images: bool = False, seeds: Sequence[int] | None = None) -> Path:
+    """Runs every (model, method) with `base` (a RunConfig) and writes the comparison; returns comparison.md.
+
+    The first of `seeds` (default: base.seed) runs every method; the other seeds run
+    plain and Paillier FedAvg only, for the mean and spread of encryption's effect.
+    Every option is checked before the first run; a line is logged as each run starts and ends.
+    If a run fails, an output folder without a finished run is removed; one with finished runs stays.
+    """
+    out = Path(out_dir)
+    seeds = list(seeds) if seeds else [base.seed]
+    planned = plan_comparison(base, out, models=models, methods=methods, seeds=seeds)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    finished: list[PlannedRun] = []
+    try:
+        return _run_planned(base, out, planned, finished, models, methods, encrypted_images, seeds)
+    except BaseException:
+        _after_failure(out, created, finished, planned)
+        raise
+
+
+def _run_planned(base: RunConfig, out: Path, planned: list[PlannedRun], finished: list[PlannedRun],
+                 models: Sequence[str], methods: Sequence[str], encrypted_images: bool,
+                 seeds: Sequence[int]) -> Path:
+    """Runs the planned runs in order (appending each to `finished`) and writes the comparison."""
+    from .models import build_model
+    from .runner import run
+    from .training import resolve_device, warm_up
+
+    for model in models:  # keep one-time start-up costs out of the first run's timings
+        warm_up(build_model(model), device=resolve_device(base.device), image_size=base.image_size)
+    runs: dict[tuple[str, str], Path] = {}
+    seed_runs: dict[tuple[str, str, int], Path] = {}
+    class_names: Sequence[str] = ()
+    for k, job in enumerate(planned, 1):
+        log.info("compare: run %d of %d: %s ...", k, len(planned), job.name)
+        t0 = time.perf_counter()
+
+        def on_round(record: dict, job: PlannedRun = job) -> None:
+            log.info("compare:   %s %s, round %d of %d: accuracy %.4f", job.model, job.method, record["round"],
+                     job.config.rounds, record["accuracy"])
+
+        run(job.config, job.run_dir, on_round=on_round)
+        finished.append(job)
+        seed_runs[(job.model, job.method, job.seed)] = job.run_dir
+        if job.first_seed:
+            runs[(job.model, job.method)] = job.run_dir
+        last = load_metrics(job.run_dir)[-1]
+        log.info("compare: run %d of %d done: %s: accuracy %.4f after %d rounds, %.1f s", k, len(planned),
+                 job.name, last["accuracy"], last["round"], time.perf_counter() - t0)
+        class_names = json.loads((job.run_dir / "config.json").read_text())["class_names"]
     extra: list[str] = []
     if encrypted_images:
+        log.info("compare: the CNN on Paillier-encrypted pixels ...")
+        t0 = time.perf_counter()
         extra = _encrypted_images_section(dataclasses.replace(base, seed=seeds[0]), out)
+        log.info("compare: the CNN on Paillier-encrypted pixels done, %.1f s", time.perf_counter() - t0)
     return write_comparison(out, runs, models, methods, class_names, extra, seed_runs=seed_runs)
+
+
+def _after_failure(out: Path, created: bool, finished: Sequence[PlannedRun], planned: Sequence[PlannedRun]) -> None:
+    """After a failed run: keeps the finished runs only, and removes the output folder if none finished."""
+    done = {job.run_dir for job in finished}
+    for job in planned:
+        if job.run_dir not in done:
+            shutil.rmtree(job.run_dir, ignore_errors=True)
+    if finished:
+        log.info("compare: stopped after %d of %d runs; the finished runs stay in %s (%s); the comparison "
+                 "tables were not written", len(finished), len(planned), out / "runs",
+                 ", ".join(job.run_dir.name for job in finished))
+        return
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        log.info("compare: stopped before a run finished; %s was removed", out)
+    else:  # it was an empty folder: empty again
+        shutil.rmtree(out / "runs", ignore_errors=True)
 
 
 def _encrypted_images_section(base: Any, out: Path) -> list[str]:

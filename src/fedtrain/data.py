@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .errors import ConfigError, DataError
+from .paths import IMAGE_EXTENSIONS, check_data_folder
 from .phantoms import DEMO_CLASSES, PHANTOM_VERSION, generate_phantoms
 
 __all__ = [
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("fedtrain")
-
-IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 
 # What Pillow raises for truncated, corrupt or hostile files.
 _UNREADABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, Image.DecompressionBombError)
@@ -159,70 +158,25 @@ def load_image_folder(
     """
     _check_image_size(image_size)
     _check_fraction(test_fraction)
-    if os.fspath(root) == "":
-        raise DataError("data folder is an empty path; pass the folder that holds the class folders")
-    base = Path(root).expanduser()
-    if not base.exists():
-        raise DataError(f"data folder {base} does not exist; check the path")
-    if not base.is_dir():
-        raise DataError(f"data path {base} is not a directory; pass the folder that holds the class folders")
-    train_dir, test_dir = _layout(base)
-    class_names = _class_folders(train_dir)
-    train, skipped = _read_split(train_dir, class_names, image_size)
-    if test_dir is None:
+    folder = check_data_folder(root)
+    train, skipped = _read_split(folder.train, folder.class_names, folder.train_files, image_size)
+    if folder.test_files is None:
         train, test = _stratified_split(train, test_fraction, seed)
         split = f"stratified {_percent(1.0 - test_fraction)}/{_percent(test_fraction)}"
     else:
-        test_names = _class_folders(test_dir)
-        if set(test_names) != set(class_names):
-            raise DataError(_class_mismatch(train_dir, test_dir, class_names, test_names))
-        test, test_skipped = _read_split(test_dir, class_names, image_size, require_all=False)
+        test, test_skipped = _read_split(folder.test, folder.class_names, folder.test_files, image_size,
+                                         require_all=False)
         skipped += test_skipped
         split = "folder"
     # Not logged here: the caller says it once, with where the list of files went.
-    return DataBundle(train, test, class_names, str(base), len(skipped), split, tuple(skipped))
-
-
-def _layout(base: Path) -> tuple[Path, Path | None]:
-    """The train folder and the test folder (None when the images must be split)."""
-    train, test = base / "train", base / "test"
-    if train.is_dir():
-        return train, test if test.is_dir() else None
-    if test.is_dir():
-        raise DataError(f"{base} has a test/ folder but no train/ folder; add {train}")
-    return base, None
-
-
-def _class_folders(folder: Path) -> tuple[str, ...]:
-    """Sorted names of the visible sub-folders of `folder`."""
-    names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
-    if not names:
-        raise DataError(
-            f"no class folders in {folder}; expected {folder}/<class name>/<image files>"
-        )
-    return names
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """Image files under `folder` (recursively, sorted), by extension; hidden files skipped."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    return DataBundle(train, test, folder.class_names, str(folder.root), len(skipped), split, tuple(skipped))
 
 
 def _read_split(
-    folder: Path, class_names: tuple[str, ...], size: int, *, require_all: bool = True
+    folder: Path, class_names: tuple[str, ...], files: dict[str, list[Path]], size: int, *,
+    require_all: bool = True,
 ) -> tuple[ImageSet, list[SkippedFile]]:
-    """Read every class folder of `folder`; returns the images and the unreadable files."""
-    files = {name: _image_files(folder / name) for name in class_names}
-    if not any(files.values()):
-        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
-        raise DataError(f"no images ({exts}) found in the class folders of {folder}")
-    if require_all and len(class_names) < 2:
-        raise DataError(
-            f"only one class ({class_names[0]!r}) in {folder}; need at least two class folders"
-        )
+    """Read the image files of every class folder of `folder`; returns the images and the unreadable files."""
     images: list[np.ndarray] = []
     labels: list[int] = []
     skipped: list[SkippedFile] = []
@@ -285,20 +239,6 @@ def _stratified_split(data: ImageSet, test_fraction: float, seed: int) -> tuple[
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     return data.subset(np.sort(np.concatenate(train_idx))), data.subset(np.sort(np.concatenate(test_idx)))
-
-
-def _class_mismatch(
-    train_dir: Path, test_dir: Path, train_names: tuple[str, ...], test_names: tuple[str, ...]
-) -> str:
-    """Message naming the class folders that train and test do not share."""
-    missing = sorted(set(train_names) - set(test_names))
-    extra = sorted(set(test_names) - set(train_names))
-    parts = []
-    if missing:
-        parts.append(f"missing from {test_dir}: {', '.join(missing)}")
-    if extra:
-        parts.append(f"not in {train_dir}: {', '.join(extra)}")
-    return f"test and train class folders differ ({'; '.join(parts)}); use the same class names"
 
 
 def _percent(fraction: float) -> str:

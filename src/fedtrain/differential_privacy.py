@@ -10,14 +10,13 @@ should use Opacus' secure_mode (a cryptographic RNG).
 
 from __future__ import annotations
 
-import math
 import types
 import warnings
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .config import DPConfig  # noqa: F401  (re-exported)
 from .data import ImageSet
 from .errors import ConfigError
 from .training import LocalTrainingConfig, make_loader, make_optimizer, run_epochs
@@ -25,23 +24,6 @@ from .training import LocalTrainingConfig, make_loader, make_optimizer, run_epoc
 DP_CONVERSION_NOTE = ("BatchNorm layers were replaced by GroupNorm (Opacus' ModuleValidator.fix), as DP-SGD "
                       "needs per-sample gradients, which BatchNorm's batch statistics do not allow; in-place "
                       "ReLUs and residual additions were made out-of-place for Opacus' hooks (same function)")
-
-
-@dataclass(frozen=True)
-class DPConfig:
-    """Privacy budget and clipping of DP-SGD."""
-
-    target_epsilon: float = 8.0
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.target_epsilon) and self.target_epsilon > 0):
-            raise ConfigError(f"--target-epsilon must be a positive number, got {self.target_epsilon}")
-        if not 0 < self.delta < 1:
-            raise ConfigError(f"--delta must be in (0, 1), got {self.delta}")
-        if not (math.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise ConfigError(f"--max-grad-norm must be a positive number, got {self.max_grad_norm}")
 
 
 def make_dp_compatible(model: nn.Module) -> nn.Module:

@@ -25,13 +25,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import IMAGE_EXTENSIONS, read_image_file
-from .errors import CheckpointError, ConfigError, DataError
+from .data import read_image_file
+from .errors import CheckpointError, ConfigError
 from .fedavg import ModelLayout, unflatten_into
 from .models import build_model
-from .runner import _atomic_write
+from .paths import (EXPORT_FORMATS, atomic_write, check_model_source, check_new_file, choose_checkpoint,
+                    export_target, image_paths, read_run_config)
 
-EXPORT_FORMATS = ("state_dict", "torchscript", "onnx")
+__all__ = ["EXPORT_FORMATS", "ModelInfo", "export_model", "image_paths", "load_any_model", "load_exported",
+           "load_run_model", "predict_images"]
+
 MODEL_FILE_KIND = "fedtrain-model"
 MODEL_FILE_VERSION = 1
 
@@ -55,26 +58,6 @@ class ModelInfo:
                 "dp_compatible": self.dp_compatible, "cut": self.cut, "in_channels": 1,
                 "input": "grayscale, resized (bilinear) to image_size x image_size, float32 in [0, 1], "
                          "shape (N, 1, image_size, image_size)"}
-
-
-def _read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} holds no config.json; pass a fedtrain run directory")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not readable JSON ({exc}); the run directory is damaged") from None
-
-
-def _checkpoint_files(run_dir: Path) -> dict[int, Path]:
-    """Round number -> checkpoint file of the run."""
-    found = {}
-    for path in (run_dir / "checkpoints").glob("round_*.pt"):
-        digits = path.stem[len("round_"):]
-        if digits.isascii() and digits.isdigit():
-            found[int(digits)] = path
-    return found
 
 
 def _load_vector(path: Path) -> np.ndarray:
@@ -101,15 +84,9 @@ def _load_into(module: nn.Module, vector: np.ndarray, what: str) -> None:
 def load_run_model(run_dir: str | os.PathLike, round_: int | None = None) -> tuple[nn.Module, ModelInfo]:
     """The model of round `round_` (default: the last checkpoint) of a run, in eval mode on the CPU."""
     run = Path(run_dir)
-    config = _read_config(run)
-    files = _checkpoint_files(run)
-    if not files:
-        raise CheckpointError(f"{run} has no checkpoints yet; run at least one round first")
-    chosen = max(files) if round_ is None else round_
-    if chosen not in files:
-        raise CheckpointError(f"{run} has no checkpoint of round {chosen}; rounds available: "
-                              f"{', '.join(map(str, sorted(files)))}")
-    vector = _load_vector(files[chosen])
+    config = read_run_config(run)
+    chosen, checkpoint = choose_checkpoint(run, round_)
+    vector = _load_vector(checkpoint)
     try:
         name, classes = config["model"], tuple(config["class_names"])
         image_size, privacy = int(config["image_size"]), config.get("privacy", "none")
@@ -122,29 +99,23 @@ def load_run_model(run_dir: str | os.PathLike, round_: int | None = None) -> tup
 
         client, server = split_model(name, len(classes), cut)
         n_client = ModelLayout.of(client.state_dict()).size
-        _load_into(client, vector[:n_client], str(files[chosen]))
-        _load_into(server, vector[n_client:], str(files[chosen]))
+        _load_into(client, vector[:n_client], str(checkpoint))
+        _load_into(server, vector[n_client:], str(checkpoint))
         model: nn.Module = SplitModel(client, server)
     else:
         model = build_model(name, num_classes=len(classes), dp_compatible=dp)
-        _load_into(model, vector, str(files[chosen]))
+        _load_into(model, vector, str(checkpoint))
     info = ModelInfo(name, classes, image_size, privacy, chosen, str(config.get("run_id", "")), dp, cut)
     return model.eval(), info
-
-
-EXTENSIONS = {"state_dict": "pt", "torchscript": "torchscript.pt", "onnx": "onnx"}
 
 
 def export_model(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, fmt: str = "state_dict",
                  round_: int | None = None) -> Path:
     """Writes the run's model to `out` (default RUN_DIR/model-round<N>.<ext>) as a state dict, TorchScript
     or ONNX; returns the path."""
-    if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown --format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    model, info = load_run_model(run_dir, round_)
-    path = Path(out) if out is not None else Path(run_dir) / f"model-round{info.round}.{EXTENSIONS[fmt]}"
-    if path.exists():
-        raise ConfigError(f"{path} exists; choose another --out or remove it (exports never overwrite)")
+    target = export_target(run_dir, out, fmt, round_)
+    model, info = load_run_model(run_dir, target.round)
+    path = target.path
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.zeros(1, 1, info.image_size, info.image_size)
     buffer = io.BytesIO()
@@ -164,9 +135,9 @@ def export_model(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning, UserWarning))
             torch.onnx.export(model, (example,), buffer, input_names=["image"], output_names=["logits"],
                               dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write(path, buffer.getvalue())
     if fmt == "onnx":
-        _atomic_write(path.with_name(path.name + ".json"), json.dumps(info.as_dict(), indent=2).encode())
+        atomic_write(path.with_name(path.name + ".json"), json.dumps(info.as_dict(), indent=2).encode())
     return path
 
 
@@ -233,25 +204,10 @@ def _info(meta: dict) -> ModelInfo:
 def load_any_model(source: str | os.PathLike, round_: int | None = None) -> tuple[nn.Module, ModelInfo]:
     """A run directory (its last or given round) or an exported model file."""
     path = Path(source)
+    check_model_source(path, round_)
     if path.is_dir():
         return load_run_model(path, round_)
-    if round_ is not None:
-        raise ConfigError("--round applies to a run directory, not to an exported model file")
     return load_exported(path)
-
-
-def image_paths(images: str | os.PathLike) -> list[Path]:
-    """One image file, or every image file under a folder (recursively, sorted)."""
-    root = Path(images)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise DataError(f"images path {root} does not exist; pass an image file or a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not p.name.startswith("."))
-    if not files:
-        raise DataError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}")
-    return files
 
 
 @torch.no_grad()
@@ -262,8 +218,7 @@ def predict_images(model: nn.Module, info: ModelInfo, files: list[Path], out_csv
     Returns (csv path, images scored, files unreadable).
     """
     out = Path(out_csv)
-    if out.exists():
-        raise ConfigError(f"{out} exists; choose another --out or remove it (predictions never overwrite)")
+    check_new_file(out, "predictions")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[list[str]] = []
     scored = unreadable = 0
@@ -289,5 +244,5 @@ def predict_images(model: nn.Module, info: ModelInfo, files: list[Path], out_csv
     writer = csv.writer(buffer)
     writer.writerow(["file", "predicted", *(f"p_{name}" for name in info.class_names), "error"])
     writer.writerows(rows)
-    _atomic_write(out, buffer.getvalue().encode())
+    atomic_write(out, buffer.getvalue().encode())
     return out, scored, unreadable

@@ -1,12 +1,18 @@
-"""FedAvg as pure functions over flat float vectors: client weights, the weighted mean, model layout."""
+"""FedAvg as pure functions over flat float vectors: client weights, the weighted mean, model layout.
+
+Imports no torch (the command line checks its options with this module before torch is loaded):
+the functions that take state dicts use the tensors' own methods, or import torch when called.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 from .errors import ConfigError, ProtocolError
 
@@ -48,7 +54,7 @@ class ModelLayout:
         slots: list[TensorSlot] = []
         offset = 0
         for name, tensor in state.items():
-            if not torch.is_floating_point(tensor):
+            if not tensor.is_floating_point():
                 continue  # e.g. BatchNorm's num_batches_tracked counter: not averaged
             size = tensor.numel()
             slots.append(TensorSlot(name, tuple(tensor.shape), offset, size))
@@ -58,6 +64,8 @@ class ModelLayout:
 
 def flatten_state(state: Mapping[str, torch.Tensor], layout: ModelLayout) -> np.ndarray:
     """The floating-point tensors of `state` as one float32 vector in layout order."""
+    import torch
+
     out = np.empty(layout.size, dtype=np.float32)
     for slot in layout.slots:
         tensor = state[slot.name]
@@ -69,6 +77,8 @@ def flatten_state(state: Mapping[str, torch.Tensor], layout: ModelLayout) -> np.
 
 def unflatten_into(state: Mapping[str, torch.Tensor], layout: ModelLayout, vector: np.ndarray) -> dict:
     """A copy of `state` whose floating-point tensors are replaced by the values of `vector`."""
+    import torch
+
     if vector.shape != (layout.size,):
         raise ProtocolError(f"model vector has shape {vector.shape}, expected ({layout.size},)")
     out = {name: tensor.detach().clone() for name, tensor in state.items()}

@@ -8,9 +8,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .config import MODEL_NAMES
 from .errors import ConfigError
-
-MODEL_NAMES = ("smallcnn", "resnet50", "densenet121")
 
 
 class SmallCNN(nn.Module):

@@ -37,7 +37,7 @@ def partition(
 def partition_iid(labels: np.ndarray, num_clients: int, *, seed: int) -> list[np.ndarray]:
     """Shuffle and deal indices into `num_clients` near-equal parts (sizes differ by at most 1)."""
     labels = _check_labels(labels)
-    _check_clients(num_clients, labels.size)
+    check_num_clients(num_clients, labels.size)
     perm = np.random.default_rng(seed).permutation(labels.size)
     return [np.sort(part) for part in np.array_split(perm, num_clients)]
 
@@ -52,8 +52,8 @@ def partition_dirichlet(
 ) -> list[np.ndarray]:
     """Split each class among clients by Dirichlet(alpha) proportions (small alpha: skewed)."""
     labels = _check_labels(labels)
-    _check_clients(num_clients, labels.size)
-    _check_alpha(alpha)
+    check_num_clients(num_clients, labels.size)
+    check_alpha(alpha)
     _check_min_per_client(min_per_client, num_clients, labels.size)
     rng = np.random.default_rng(seed)
     owner = np.empty(0, dtype=np.int64)
@@ -139,7 +139,7 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _check_clients(num_clients: int, num_samples: int) -> None:
+def check_num_clients(num_clients: int, num_samples: int) -> None:
     """Reject a client count below 1 or above the number of samples."""
     if isinstance(num_clients, bool) or not isinstance(num_clients, (int, np.integer)):
         raise ConfigError(f"number of clients must be an integer (got {num_clients!r})")
@@ -152,7 +152,7 @@ def _check_clients(num_clients: int, num_samples: int) -> None:
         )
 
 
-def _check_alpha(alpha: float) -> None:
+def check_alpha(alpha: float) -> None:
     """Reject a Dirichlet concentration that is not a finite positive number."""
     try:
         value = float(alpha)

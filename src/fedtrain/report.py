@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 import numpy as np
 
 from .errors import CheckpointError, ConfigError
-from .metrics import one_vs_all_confusion, roc_curves
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,6 +37,7 @@ CONFIG_FILE = "config.json"
 REPORT_FILE = "report.md"
 PHASES = ("train", "encrypt", "aggregate", "decrypt", "evaluate")
 OVERHEAD_PHASES = ("encrypt", "aggregate", "decrypt")
+CRYPTO_PHASES = ("encrypt", "decrypt")
 METHOD_LABELS = {"paillier": "encrypted FedAvg (Paillier)", "none": "plain FedAvg", "dp": "FedAvg + DP-SGD",
                  "split": "split learning"}
 FIGURES = {
@@ -181,13 +181,17 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _phase_names(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Timing phases present in the records: the standard ones first, then extra keys, never 'round'."""
+    """Timing phases present in the records: the standard ones first, then extra keys, never 'round'.
+
+    Encryption and decryption are left out of runs that never took time for them (no encryption).
+    """
     extra: list[str] = []
     for rec in records:
         for key, value in (rec.get("timings") or {}).items():
             if key not in PHASES and key != "round" and key not in extra and not math.isnan(_num(value)):
                 extra.append(key)
-    return list(PHASES) + extra
+    encrypted = any(_num((rec.get("timings") or {}).get(p, 0.0)) > 0 for rec in records for p in CRYPTO_PHASES)
+    return [p for p in PHASES if encrypted or p not in CRYPTO_PHASES] + extra
 
 
 def _phase_matrix(records: Sequence[dict[str, Any]], phases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +289,8 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: Path
 
 def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Path, title: str = "") -> None:
     """Grid of 2x2 one-vs-all confusion matrices, one per class (paper Figure 8 style)."""
+    from .metrics import one_vs_all_confusion  # scikit-learn: imported when a figure is drawn, not before
+
     n = len(class_names)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
@@ -302,6 +308,8 @@ def plot_one_vs_all(confusion: np.ndarray, class_names: Sequence[str], path: Pat
 
 def plot_roc(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], path: Path, title: str) -> None:
     """One-vs-all ROC curve per class with its AUC in the legend."""
+    from .metrics import roc_curves
+
     fig = _figure(6, 5)
     ax = fig.subplots()
     curves = roc_curves(y_true, probs)
@@ -572,16 +580,12 @@ def _timing_section(records: Sequence[dict[str, Any]]) -> list[str]:
     if other > 1e-9:
         rows.append(["other", f"{other:.3f}", share(other)])
     rows.append(["round (total)", f"{round_mean:.3f}", share(round_mean)])
-    overhead = sum(means.get(p, 0.0) for p in OVERHEAD_PHASES)
-    return [
-        "## Time by phase",
-        "",
-        *_table(["Phase", "Mean s / round", "Share of round (%)"], rows),
-        "",
-        f"Encryption overhead (encrypt + aggregate + decrypt): {overhead:.3f} s per round, "
-        f"{share(overhead)} % of the round.",
-        "",
-    ]
+    lines = ["## Time by phase", "", *_table(["Phase", "Mean s / round", "Share of round (%)"], rows), ""]
+    if any(p in phases for p in CRYPTO_PHASES):
+        overhead = sum(means.get(p, 0.0) for p in OVERHEAD_PHASES)
+        lines += [f"Encryption overhead (encrypt + aggregate + decrypt): {overhead:.3f} s per round, "
+                  f"{share(overhead)} % of the round.", ""]
+    return lines
 
 
 def _bytes_section(records: Sequence[dict[str, Any]]) -> list[str]:

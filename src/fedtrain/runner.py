@@ -14,11 +14,10 @@ import io
 import json
 import logging
 import os
-import secrets
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,132 +27,30 @@ import torch
 import fastpaillier as fp
 
 from .client import Client, GlobalModel, ModelCodec, open_global, open_global_model
+from .config import RUN_MODES, RunConfig, resumed_config  # noqa: F401  (re-exported: RunConfig lives in config)
 from .data import DataBundle, ImageSet, load_data
-from .differential_privacy import DP_CONVERSION_NOTE, DPConfig
-from .errors import CheckpointError, ConfigError, ProtocolError, RoundFailed
-from .fedavg import AVERAGING_MODES
+from .differential_privacy import DP_CONVERSION_NOTE
+from .errors import CheckpointError, ProtocolError, RoundFailed
 from .messages import Message
 from .metrics import evaluate_predictions
-from .models import MODEL_NAMES, build_model
+from .models import build_model
 from .partition import class_count_table, format_class_counts, partition
+from .progress import PhaseHook
 from .report import load_metrics, predictions_path, write_report
 from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
-from .protocol import DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, report_context
+from .paths import atomic_write as _atomic_write
+from .protocol import report_context
 from .sealing import SealingKey, SignedSealing
-from .secure_aggregation import ROUNDING_MODES
-from .server import PRIVACY_MODES, Server, check_min_clients, select_clients
+from .server import Server, select_clients
 from .split_learning import SplitLearning, resolve_cut
 from .training import LocalTrainingConfig, predict, resolve_device, seed_everything
 
 log = logging.getLogger("fedtrain")
 
-RUN_MODES = (*PRIVACY_MODES, "split")
 KEY_FILE_NAME = "clients_private_key.bin"
 LEGACY_PRIVATE_KEY_FILE = f"keys/{KEY_FILE_NAME}"  # inside the run folder, as runs before --keys kept it
 SKIPPED_FILES = "skipped_files.csv"
 DEALER_SECRET_NAME = "dealer_secret.bin"  # beside the clients' key: their signing keys derive from it; no client holds it
-
-
-@dataclass
-class RunConfig:
-    """Every option of `fedtrain run`; saved as config.json in the run directory."""
-
-    data: str | None = None
-    model: str = "smallcnn"
-    weights: str | None = None
-    clients: int = 4
-    rounds: int = 5
-    local_epochs: int = 1
-    fraction: float = 1.0
-    min_clients: int = DEFAULT_MIN_CLIENTS
-    deadline: float | None = None  # seconds a client may take per exchange; a later reply is dropped
-    round_attempts: int = 3  # paillier: tries of a round (a new selection each) before the run stops
-    privacy: str = "paillier"
-    key_bits: int = 2048
-    insecure_keys: bool = False
-    value_bits: int = 16
-    rounding: str = "nearest"
-    randomness: str = "djn"
-    avg: str = "weighted"
-    partition: str = "iid"
-    alpha: float = 0.5
-    device: str = "auto"
-    amp: bool = False
-    seed: int = 0
-    batch_size: int = 16
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    bn_stats: str = "recompute"
-    image_size: int = 128
-    test_fraction: float = 0.2
-    demo_train_per_class: int = 320
-    demo_test_per_class: int = 80
-    precompute: bool = False
-    target_epsilon: float = 8.0
-    delta: float = 1e-5
-    max_grad_norm: float = 1.0
-    cut: str | None = None
-    keys: str | None = None  # folder of the clients' private key (default: default_keys_dir(run_id))
-    shadow_plain: bool = False
-    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
-
-    def validate(self) -> None:
-        """Raises ConfigError naming the first bad option."""
-        if self.model not in MODEL_NAMES:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODEL_NAMES)}")
-        if self.privacy not in RUN_MODES:
-            raise ConfigError(f"unknown --privacy {self.privacy!r}; choose one of {', '.join(RUN_MODES)}")
-        if self.privacy == "split":
-            resolve_cut(self.model, self.cut)
-        if self.avg not in AVERAGING_MODES:
-            raise ConfigError(f"unknown --avg {self.avg!r}; choose weighted or mean")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ConfigError(f"--fraction must be in (0, 1], got {self.fraction}")
-        if self.clients < 1:
-            raise ConfigError(f"--clients must be at least 1, got {self.clients}")
-        if self.privacy == "paillier":
-            check_min_clients(self.min_clients, self.clients, self.fraction)
-        if self.deadline is not None and not self.deadline > 0:
-            raise ConfigError(f"--deadline must be a positive number of seconds, got {self.deadline}")
-        if isinstance(self.round_attempts, bool) or not isinstance(self.round_attempts, int) \
-                or not 1 <= self.round_attempts <= MAX_ATTEMPTS:
-            raise ConfigError(f"--round-attempts must be an integer from 1 to {MAX_ATTEMPTS}, "
-                              f"got {self.round_attempts!r}")
-        if self.rounds < 1 or self.local_epochs < 1:
-            raise ConfigError("--rounds and --local-epochs must be at least 1")
-        if self.randomness not in ("djn", "classic"):
-            raise ConfigError(f"unknown --randomness {self.randomness!r}; choose djn or classic")
-        if self.rounding not in ROUNDING_MODES:
-            raise ConfigError(f"unknown --rounding {self.rounding!r}; choose stochastic or nearest")
-        if self.shadow_plain and self.privacy != "paillier":
-            raise ConfigError("--shadow-plain compares an encrypted run with plain FedAvg; use it with --privacy paillier")
-        if not 4 <= self.value_bits <= 40:
-            raise ConfigError(f"--value-bits must be between 4 and 40, got {self.value_bits}")
-        if self.key_bits < fp.MIN_SECURE_BITS and not self.insecure_keys:
-            raise ConfigError(f"--key-bits {self.key_bits} is below {fp.MIN_SECURE_BITS}; use 2048 or more "
-                              "(--insecure-keys allows small keys for tests only)")
-        if self.weights is not None and not os.path.isfile(self.weights):
-            raise ConfigError(f"--weights file {self.weights!r} does not exist")
-        self.training()  # LocalTrainingConfig checks its own fields
-        if self.privacy == "dp":
-            self.dp_config()
-
-    def dp_config(self) -> DPConfig | None:
-        """The DP-SGD settings in "dp" mode, else None."""
-        if self.privacy != "dp":
-            return None
-        return DPConfig(target_epsilon=self.target_epsilon, delta=self.delta, max_grad_norm=self.max_grad_norm)
-
-    def training(self) -> LocalTrainingConfig:
-        return LocalTrainingConfig(epochs=self.local_epochs, batch_size=self.batch_size, lr=self.lr,
-                                   optimizer=self.optimizer, momentum=self.momentum, amp=self.amp,
-                                   bn_stats=self.bn_stats)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "RunConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 class InProcessTransport:
@@ -453,17 +350,8 @@ def _write_skipped(out: Path, files) -> None:
     _atomic_write(out / SKIPPED_FILES, buffer.getvalue().encode())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-              progress: Callable[[int, int], Any] | None = None) -> RunContext:
+              progress: Callable[[int, int], Any] | None = None, on_phase: PhaseHook | None = None) -> RunContext:
     """Loads data, partitions it, makes keys, clients, server and evaluator (resuming if asked).
 
     A new run that fails while being set up (a bad --weights file, say) leaves nothing behind:
@@ -474,7 +362,7 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
     keys_before = config.keys
     fresh_keys = keys_before is None or not Path(keys_before).expanduser().exists()
     try:
-        return _setup_run(config, out, resume=resume, progress=progress)
+        return _setup_run(config, out, resume=resume, progress=progress, on_phase=on_phase)
     except BaseException:
         if fresh_out:
             shutil.rmtree(out, ignore_errors=True)
@@ -484,14 +372,9 @@ def setup_run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = F
 
 
 def _setup_run(config: RunConfig, out: Path, *, resume: bool,
-               progress: Callable[[int, int], Any] | None) -> RunContext:
+               progress: Callable[[int, int], Any] | None, on_phase: PhaseHook | None = None) -> RunContext:
     if resume:
-        config_path = out / "config.json"
-        if not config_path.exists():
-            raise CheckpointError(f"{out} holds no config.json; it is not a fedtrain run directory to resume")
-        rounds = config.rounds
-        config = RunConfig.from_dict(json.loads(config_path.read_text()))
-        config.rounds = max(config.rounds, rounds)
+        config = resumed_config(out, config.rounds)
     config.validate()
     device = resolve_device(config.device)
     data = load_data(config.data, image_size=config.image_size, test_fraction=config.test_fraction,
@@ -529,7 +412,8 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
     if config.privacy == "split":
         split = SplitLearning(model_name=config.model, num_classes=num_classes, cut=config.cut,
                               client_data=[data.train.subset(idx) for idx in parts], training=config.training(),
-                              device=device, seed=config.seed, weights=config.weights, progress=progress)
+                              device=device, seed=config.seed, weights=config.weights, progress=progress,
+                              on_phase=on_phase)
         if start_round > 1:
             state = _load_checkpoint(out, start_round - 1)
             split.load_state_vector(state["vector"].numpy())
@@ -537,7 +421,7 @@ def _setup_run(config: RunConfig, out: Path, *, resume: bool,
         if resume:
             _truncate_metrics(out, start_round - 1)
         return RunContext(config, out, data, None, {}, None, None, start_round, split=split, device=device)
-    fed = _federation(config, data, parts, device, private_key, dealer_secret, progress)
+    fed = _federation(config, data, parts, device, private_key, dealer_secret, progress, on_phase)
     shadow = None
     if config.shadow_plain:
         plain_config = dataclasses.replace(config, privacy="none", shadow_plain=False)
@@ -578,7 +462,7 @@ class Federation:
 
 def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], device: torch.device,
                 private_key: fp.PrivateKey | None, dealer_secret: bytes | None,
-                progress: Callable[[int, int], Any] | None) -> Federation:
+                progress: Callable[[int, int], Any] | None, on_phase: PhaseHook | None = None) -> Federation:
     """Clients, server (holding the round-0 model) and evaluator of `config` on a partitioned data set."""
     num_classes = len(data.class_names)
     signers, verifiers = derive_all(dealer_secret, run_id=config.run_id, num_clients=config.clients) \
@@ -590,7 +474,7 @@ def _federation(config: RunConfig, data: DataBundle, parts: list[np.ndarray], de
         clients[cid] = Client(cid, data.train.subset(idx), model_name=config.model, num_classes=num_classes,
                               training=config.training(), device=device, seed=config.seed,
                               private_key=key, run_id=config.run_id, precompute=config.precompute,
-                              progress=progress, dp=config.dp_config(),
+                              progress=progress, on_phase=on_phase, dp=config.dp_config(),
                               total_epochs=config.rounds * config.local_epochs, num_clients=config.clients,
                               min_clients=config.min_clients, signer=signers.get(cid), verifiers=verifiers)
     dp = config.privacy == "dp"
@@ -792,9 +676,9 @@ def _save_round(out: Path, r: int, vector: np.ndarray, y_true: np.ndarray, probs
 
 
 def run(config: RunConfig, out_dir: str | os.PathLike, *, resume: bool = False,
-        progress: Callable[[int, int], Any] | None = None,
+        progress: Callable[[int, int], Any] | None = None, on_phase: PhaseHook | None = None,
         on_round: Callable[[dict], None] | None = None) -> Path:
     """A whole run: set-up, rounds, report.  Returns the path of report.md."""
-    ctx = setup_run(config, out_dir, resume=resume, progress=progress)
+    ctx = setup_run(config, out_dir, resume=resume, progress=progress, on_phase=on_phase)
     run_rounds(ctx, on_round=on_round)
     return write_report(ctx.out_dir)

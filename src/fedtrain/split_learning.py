@@ -23,11 +23,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .config import CUTS, DEFAULT_CUTS, resolve_cut
 from .data import ImageSet
 from .errors import CheckpointError, ConfigError, FedTrainError, ProtocolError
 from .fedavg import ModelLayout, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .models import MODEL_NAMES, build_model
+from .models import build_model
+from .progress import PhaseEnd, PhaseHook
 from .training import LocalTrainingConfig, make_loader, make_optimizer, seed_everything
 
 __all__ = [
@@ -35,13 +37,6 @@ __all__ = [
     "SplitServer", "resolve_cut", "split_model", "split_module",
 ]
 
-CUTS: dict[str, tuple[str, ...]] = {
-    "smallcnn": ("block1", "block2", "block3", "block4"),
-    "resnet50": ("stem", "layer1", "layer2", "layer3", "layer4"),
-    "densenet121": ("stem", "denseblock1", "transition1", "denseblock2", "transition2", "denseblock3",
-                    "transition3", "denseblock4"),
-}
-DEFAULT_CUTS: dict[str, str] = {"smallcnn": "block2", "resnet50": "layer1", "densenet121": "transition1"}
 MESSAGE_KINDS = ("activations", "gradients", "weights")
 
 ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
@@ -75,18 +70,6 @@ class SplitModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.server(self.client(x))
-
-
-def resolve_cut(model_name: str, cut: str | None) -> str:
-    """The cut to use: `cut`, or the model's default when None; ConfigError names the valid cuts."""
-    if model_name not in CUTS:
-        raise ConfigError(f"unknown model {model_name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    if cut is None:
-        return DEFAULT_CUTS[model_name]
-    if cut not in CUTS[model_name]:
-        raise ConfigError(f"unknown --cut {cut!r} for {model_name}; choose one of {', '.join(CUTS[model_name])} "
-                          f"(default {DEFAULT_CUTS[model_name]})")
-    return cut
 
 
 def _trunk_and_head(model: nn.Module, model_name: str) -> tuple[list[tuple[str, nn.Module]], nn.Sequential]:
@@ -411,7 +394,8 @@ class SplitLearning:
 
     def __init__(self, *, model_name: str, num_classes: int, cut: str | None, client_data: list[ImageSet],
                  training: LocalTrainingConfig, device: torch.device, seed: int,
-                 weights: str | os.PathLike | None = None, progress: ProgressFactory | None = None) -> None:
+                 weights: str | os.PathLike | None = None, progress: ProgressFactory | None = None,
+                 on_phase: PhaseHook | None = None) -> None:
         if not client_data:
             raise ConfigError("split learning needs at least one client")
         sizes = {tuple(d.images.shape[1:]) for d in client_data}
@@ -423,6 +407,7 @@ class SplitLearning:
         self.training = training
         self.device = device
         self.seed = seed
+        self._on_phase = on_phase  # told as each client's turn ends
         seed_everything(seed, 0, 0xA11)  # the same initial model as the federated runner
         client_part, server_part = split_model(model_name, num_classes, self.cut, weights=weights)
         (height, width), = sizes
@@ -482,6 +467,8 @@ class SplitLearning:
                 client.receive_gradients(self._to_client(round_, cid, self._to_server(round_, cid, activations)))
             self._to_server(round_, cid, client.finish_turn())
             train += client.timings.get("train", 0.0)
+            if self._on_phase is not None:
+                self._on_phase(PhaseEnd(cid, round_, "train", client.timings.get("train", 0.0)))
             loss_sum += client.loss_sum
             seen += client.samples_seen
         server = self.server.timings.get("server", 0.0)

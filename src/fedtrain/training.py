@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .config import BN_STATS_MODES, OPTIMIZERS, LocalTrainingConfig  # noqa: F401  (re-exported)
 from .data import ImageSet, TorchImageDataset
 from .errors import ConfigError
-
-OPTIMIZERS = ("sgd", "adam")
-BN_STATS_MODES = ("recompute", "running")
-
-
-@dataclass(frozen=True)
-class LocalTrainingConfig:
-    """Hyper-parameters of a client's local training (Algorithm 4)."""
-
-    epochs: int = 1
-    batch_size: int = 16
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    amp: bool = False
-    bn_stats: str = "recompute"  # BatchNorm running statistics sent to FedAvg: see recompute_batchnorm_stats
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose sgd or adam")
-        if self.bn_stats not in BN_STATS_MODES:
-            raise ConfigError(f"unknown --bn-stats {self.bn_stats!r}; choose recompute or running")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ConfigError("--local-epochs, --batch-size and --lr must be positive")
 
 
 def resolve_device(name: str) -> torch.device:

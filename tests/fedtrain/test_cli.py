@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from fedtrain.cli import main
 KEYS = ["--key-bits", "512", "--insecure-keys"]
 TINY = ["--model", "smallcnn", "--image-size", "32", "--demo-train-per-class", "6",
         "--demo-test-per-class", "3", "--clients", "3", "--quiet"]
+LOUD = [a for a in TINY if a != "--quiet"]  # progress shown: stderr is no terminal here, so as log lines
 FIGURES = ["accuracy_loss.png", "confusion_matrix.png", "confusion_one_vs_all.png", "roc.png", "timings.png"]
 TIMING_KEYS = {"train", "encrypt", "aggregate", "decrypt", "evaluate", "round"}
 
@@ -54,8 +56,8 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def tiny_run(out: Path, *extra: str) -> tuple[int, str, str]:
-    return run_cli(["run", *TINY, *KEYS, "--out", str(out), *extra])
+def tiny_run(out: Path, *extra: str, quiet: bool = True) -> tuple[int, str, str]:
+    return run_cli(["run", *(TINY if quiet else LOUD), *KEYS, "--out", str(out), *extra])
 
 
 def report_path(stdout: str) -> Path:
@@ -79,13 +81,13 @@ def vector(run_dir: Path, round_: int) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def secure_run(tmp_path_factory) -> tuple[Path, int, str, str]:
     out = tmp_path_factory.mktemp("cli") / "secure"
-    return (out, *tiny_run(out, "--privacy", "paillier", "--rounds", "2"))
+    return (out, *tiny_run(out, "--privacy", "paillier", "--rounds", "2", quiet=False))
 
 
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory) -> tuple[Path, int, str, str]:
     out = tmp_path_factory.mktemp("cli") / "plain"
-    return (out, *tiny_run(out, "--privacy", "none", "--rounds", "2", "--seed", "7"))
+    return (out, *tiny_run(out, "--privacy", "none", "--rounds", "2", "--seed", "7", quiet=False))
 
 
 @pytest.fixture(params=["secure", "plain"])
@@ -183,6 +185,48 @@ def test_report_md(any_run):
         assert f"({figure})" in text
 
 
+PHASE_LINE = re.compile(r"^round (\d+) client (\d+): ([a-z ]+?) (\d+\.\d) s(?: \(([\d,]+) ciphertexts?\))?$")
+SECURE_STEPS = ["train", "encrypt statistics", "decrypt summed statistics", "encrypt update",
+                "decrypt its slice of the sum"]
+
+
+def phase_lines(stderr: str) -> list[tuple[int, int, str, int]]:
+    """(round, client, step, ciphertexts) of each progress line, in order."""
+    found = []
+    for line in stderr.splitlines():
+        m = PHASE_LINE.match(line)
+        if m:
+            found.append((int(m[1]), int(m[2]), m[3], int(m[5].replace(",", "")) if m[5] else 0))
+    return found
+
+
+def test_a_log_shows_each_client_phase_as_it_ends(secure_run):
+    _, code, _, stderr = secure_run
+    assert code == 0
+    steps = phase_lines(stderr)
+    for r in (1, 2):
+        for c in (0, 1, 2):
+            assert [s for rr, cc, s, _ in steps if (rr, cc) == (r, c)][:len(SECURE_STEPS)] == SECURE_STEPS
+        assert sum(1 for rr, _, s, _ in steps if rr == r and s == "assemble the global model") == 1
+    updates = [n for _, _, s, n in steps if s == "encrypt update"]
+    assert len(updates) == 6 and all(n > 0 for n in updates)
+    assert all(n == 0 for _, _, s, n in steps if s.startswith("decrypt") or s == "train")
+    lines = stderr.splitlines()  # each step is logged as it ends: between the ends of its round and the last
+    ends = {0: -1, **{r: next(i for i, line in enumerate(lines) if line.startswith(f"round {r}: accuracy"))
+                      for r in (1, 2)}}
+    for i, line in enumerate(lines):
+        if m := PHASE_LINE.match(line):
+            assert ends[int(m[1]) - 1] < i < ends[int(m[1])], line
+
+
+def test_a_run_without_encryption_shows_no_crypto_phases(plain_run):
+    _, code, _, stderr = plain_run
+    assert code == 0
+    steps = phase_lines(stderr)
+    assert [(r, c, s) for r, c, s, _ in steps] == [(r, c, "train") for r in (1, 2) for c in (0, 1, 2)]
+    assert "encrypt" not in stderr and "decrypt" not in stderr and "aggregate" not in stderr
+
+
 def test_report_command_redraws(secure_run, capsys):
     out = secure_run[0]
     (out / "roc.png").unlink()
@@ -200,6 +244,7 @@ def test_same_seed_gives_the_same_result(plain_run, tmp_path):
     first = plain_run[0]
     code, _, stderr = tiny_run(tmp_path / "again", "--privacy", "none", "--rounds", "2", "--seed", "7")
     assert code == 0, stderr
+    assert "client 0: train" not in stderr  # --quiet: no progress, the round lines only
     a, b = metrics(first), metrics(tmp_path / "again")
     for ra, rb in zip(a, b, strict=True):
         assert ra["accuracy"] == rb["accuracy"]
@@ -340,3 +385,76 @@ def test_report_on_a_missing_dir(tmp_path, capsys):
 def test_report_on_a_dir_without_rounds(tmp_path, capsys):
     code = main(["report", str(tmp_path)])
     assert_one_line_error(code, capsys.readouterr(), "no completed round")
+
+
+# -- bad input is reported before torch and the other heavy libraries are imported -----------------
+
+HEAVY = ("torch", "torchvision", "opacus", "sklearn", "matplotlib")
+# Runs `python -m fedtrain ARGS` and writes, at exit, which of HEAVY had been imported.
+RECORD_IMPORTS = f"""
+import atexit, os, runpy, sys
+def _record():
+    with open(os.environ["FEDTRAIN_TEST_IMPORTED"], "w") as fh:
+        fh.write(" ".join(m for m in {HEAVY!r} if m in sys.modules))
+atexit.register(_record)
+sys.argv = ["fedtrain", *sys.argv[1:]]
+runpy.run_module("fedtrain", run_name="__main__", alter_sys=True)
+"""
+
+
+def _used_out(tmp: Path) -> list[str]:
+    (tmp / "used").mkdir()
+    (tmp / "used" / "metrics.jsonl").write_text("{}\n")
+    return ["run", "--out", str(tmp / "used")]
+
+
+def _data_is_a_file(tmp: Path) -> list[str]:
+    (tmp / "data.txt").write_text("not a folder")
+    return ["run", "--data", str(tmp / "data.txt")]
+
+
+def _export_over_a_file(tmp: Path) -> list[str]:
+    run_dir = tmp / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    (run_dir / "checkpoints" / "round_0001.pt").write_bytes(b"")
+    (tmp / "model.pt").write_bytes(b"taken")
+    return ["export", str(run_dir), "--out", str(tmp / "model.pt")]
+
+
+FAST_ERRORS = {
+    "run: missing data folder": (lambda t: ["run", "--data", str(t / "no-such-data")], "does not exist"),
+    "run: data path is a file": (_data_is_a_file, "is not a directory"),
+    "run: folder without images": (lambda t: ["run", *_no_images(t)], "no images"),
+    "run: unknown model": (lambda t: ["run", "--model", "vgg16"], "unknown model"),
+    "run: bad fraction": (lambda t: ["run", "--fraction", "1.5"], "--fraction"),
+    "run: small key": (lambda t: ["run", "--key-bits", "512"], "--insecure-keys"),
+    "run: used --out": (_used_out, "already holds files"),
+    "run: resume a missing folder": (lambda t: ["run", "--resume", str(t / "nope")], "not a fedtrain run directory"),
+    "compare: unknown method": (lambda t: ["compare", "--privacy", "none,rsa", "--out", str(t / "cmp")],
+                                "unknown --privacy"),
+    "compare: missing data folder": (lambda t: ["compare", "--data", str(t / "nope"), "--out", str(t / "cmp")],
+                                     "does not exist"),
+    "export: not a run folder": (lambda t: ["export", str(t / "nope")], "no config.json"),
+    "export: unknown format": (lambda t: ["export", str(t / "nope"), "--format", "zip"], "--format"),
+    "export: output exists": (_export_over_a_file, "exists"),
+    "predict: missing images": (lambda t: ["predict", str(t / "run"), str(t / "nope")], "does not exist"),
+    "report: missing folder": (lambda t: ["report", str(t / "nope")], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAST_ERRORS), ids=list(FAST_ERRORS))
+def test_bad_input_is_reported_before_torch_is_imported(case, tmp_path, demo_cache):
+    make_args, hint = FAST_ERRORS[case]
+    argv = make_args(tmp_path)
+    src = Path(fedtrain.__file__).resolve().parents[1]
+    record = tmp_path / "imported.txt"
+    env = dict(os.environ, FEDTRAIN_CACHE=str(demo_cache), FEDTRAIN_TEST_IMPORTED=str(record),
+               PYTHONPATH=os.pathsep.join([str(src), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    proc = subprocess.run([sys.executable, "-c", RECORD_IMPORTS, *argv], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fedtrain: error: ") and hint in lines[0], proc.stderr
+    assert record.read_text() == "", f"imported before the error: {record.read_text()}"
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cmp").exists()

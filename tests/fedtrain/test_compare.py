@@ -2,31 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import re
 from pathlib import Path
 
 import pytest
 
+import fedtrain.runner
 from fedtrain.cli import main
 from fedtrain.comparison import METHOD_NAMES, PAPER_TABLE2
+from fedtrain.errors import ProtocolError
 from fedtrain.report import load_metrics
 
 TINY = ["--rounds", "2", "--clients", "2", "--min-clients", "2", "--demo-train-per-class", "8", "--demo-test-per-class", "3",
         "--image-size", "32", "--key-bits", "512", "--insecure-keys", "--batch-size", "8", "--device", "cpu",
         "--quiet", "--seeds", "0,1"]
+ONE_SEED = [*TINY[:-1], "0", "--models", "smallcnn"]
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of fedtrain.cli.main(argv) with the fedtrain logger restored after."""
+    logger = logging.getLogger("fedtrain")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers.clear()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory) -> Path:
+def compared_run(tmp_path_factory) -> tuple[Path, str]:
+    """The comparison's folder, and what it logged."""
     out = tmp_path_factory.mktemp("compare")
     mp = pytest.MonkeyPatch()
     mp.setenv("FEDTRAIN_CACHE", str(out / "cache"))
     try:
-        assert main(["compare", "--quick", "--encrypted-images", "--out", str(out / "cmp"), *TINY]) == 0
+        code, _, stderr = run_cli(["compare", "--quick", "--encrypted-images", "--out", str(out / "cmp"), *TINY])
+        assert code == 0, stderr
     finally:
         mp.undo()
-    return out / "cmp"
+    return out / "cmp", stderr
+
+
+@pytest.fixture(scope="module")
+def compared(compared_run) -> Path:
+    return compared_run[0]
 
 
 def test_every_artifact_is_written(compared):
@@ -96,3 +125,73 @@ def test_encryption_table_pairs_plain_and_paillier_runs_by_seed(compared):
     text = (compared / "encryption.md").read_text()
     assert f"{100 * enc['paillier_mean']:.1f} +- {100 * enc['paillier_sd']:.1f}" in text
     assert "Encryption against plain FedAvg over seeds" in (compared / "comparison.md").read_text()
+
+
+# -- feedback while it runs, and what a failed comparison leaves ------------------------------------
+
+RUN_START = re.compile(r"^compare: run (\d+) of (\d+): (\w+) with (.+), seed (\d+) \.\.\.$")
+RUN_DONE = re.compile(r"^compare: run (\d+) of (\d+) done: (\w+) with (.+), seed (\d+): accuracy (\d\.\d{4}) "
+                      r"after (\d+) rounds, (\d+\.\d) s$")
+
+
+def test_each_run_is_reported_as_it_starts_and_ends(compared_run):
+    compared, stderr = compared_run
+    lines = stderr.splitlines()
+    starts = [(i, RUN_START.match(line)) for i, line in enumerate(lines) if RUN_START.match(line)]
+    dones = [(i, RUN_DONE.match(line)) for i, line in enumerate(lines) if RUN_DONE.match(line)]
+    assert len(starts) == len(dones) == 6  # 4 methods on seed 0, plain and Paillier on seed 1
+    by_name = {name: method for method, name in METHOD_NAMES.items()}
+    for k, ((i, start), (j, done)) in enumerate(zip(starts, dones), 1):
+        assert int(start[1]) == int(done[1]) == k and int(start[2]) == 6
+        assert i < j and (k == 6 or j < starts[k][0])  # a run ends before the next one starts
+        assert start.groups()[2:] == done.groups()[2:5]
+        method, seed = by_name[done[4]], int(done[5])
+        run_dir = compared / "runs" / (f"smallcnn-{method}" if seed == 0 else f"smallcnn-{method}-seed{seed}")
+        last = load_metrics(run_dir)[-1]
+        assert done[6] == f"{last['accuracy']:.4f}" and int(done[7]) == last["round"] == 2
+    assert any(line.startswith("compare: the CNN on Paillier-encrypted pixels done") for line in lines)
+
+
+def test_bad_options_leave_no_folder(tmp_path):
+    for bad in (["--privacy", "none,rsa"], ["--privacy", "none,dp", "--target-epsilon", "-1"],
+                ["--seeds", "0,0"], ["--models", "vgg16"]):
+        code, _, err = run_cli(["compare", "--out", str(tmp_path / "cmp"), *ONE_SEED, *bad])
+        assert code == 2 and err.startswith("fedtrain: error: ") and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "cmp").exists(), bad
+
+
+def test_compare_refuses_a_folder_that_holds_files(tmp_path):
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / "comparison.md").write_text("earlier")
+    code, _, err = run_cli(["compare", "--out", str(tmp_path / "cmp"), *ONE_SEED])
+    assert code == 2 and "already holds files" in err
+    assert (tmp_path / "cmp" / "comparison.md").read_text() == "earlier"
+
+
+def _failing_run(fail_on: str):
+    real = fedtrain.runner.run
+
+    def run(config, run_dir, **kwargs):
+        if config.privacy == fail_on:
+            raise ProtocolError(f"{config.privacy} run failed on purpose")
+        return real(config, run_dir, **kwargs)
+
+    return run
+
+
+def test_a_failed_first_run_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(fedtrain.runner, "run", _failing_run("none"))
+    code, _, err = run_cli(["compare", "--out", str(tmp_path / "cmp"), "--privacy", "none", *ONE_SEED])
+    assert code == 2 and "fedtrain: error: none run failed on purpose" in err
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_a_failed_later_run_keeps_the_finished_ones_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(fedtrain.runner, "run", _failing_run("paillier"))
+    argv = ["compare", "--out", str(tmp_path / "cmp"), "--privacy", "none,paillier", *ONE_SEED, "--rounds", "1"]
+    code, _, err = run_cli(argv)
+    assert code == 2 and err.splitlines()[-1] == "fedtrain: error: paillier run failed on purpose"
+    assert f"the finished runs stay in {tmp_path / 'cmp' / 'runs'} (smallcnn-none)" in err
+    assert sorted(p.name for p in (tmp_path / "cmp" / "runs").iterdir()) == ["smallcnn-none"]
+    assert [rec["round"] for rec in load_metrics(tmp_path / "cmp" / "runs" / "smallcnn-none")] == [1]
+    assert not (tmp_path / "cmp" / "comparison.md").exists()

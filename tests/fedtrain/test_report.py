@@ -116,6 +116,15 @@ def test_round_timing_and_bytes_tables(report_run: tuple[Path, str]) -> None:
     assert "a\\|b" in text
 
 
+def test_a_run_without_encryption_has_no_encryption_rows(tmp_path: Path) -> None:
+    run = make_run_dir(tmp_path / "run", rounds=2)
+    records = [round_record(r, Y_PRED, paillier=False) for r in (1, 2)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "| train | 4.000 | 40.0 |" in text and "| aggregate | 1.000 | 10.0 |" in text
+    assert "| encrypt |" not in text and "| decrypt |" not in text and "Encryption overhead" not in text
+
+
 def test_truncated_last_line_is_ignored(tmp_path: Path) -> None:
     run = make_run_dir(tmp_path / "run", rounds=3)
     with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:

@@ -37,11 +37,11 @@ def _separable(per_class: int, seed: int) -> ImageSet:
 
 
 def _sl(seed: int = 3, *, clients: int = 2, per_class: int = 3, epochs: int = 1, lr: float = 0.01,
-        cut: str | None = None) -> SplitLearning:
+        cut: str | None = None, on_phase=None) -> SplitLearning:
     data = [_separable(per_class, 100 + c) for c in range(clients)]
     training = LocalTrainingConfig(epochs=epochs, batch_size=4, lr=lr, optimizer="sgd", momentum=0.9)
     return SplitLearning(model_name="smallcnn", num_classes=len(CLASSES), cut=cut, client_data=data,
-                         training=training, device=torch.device("cpu"), seed=seed)
+                         training=training, device=torch.device("cpu"), seed=seed, on_phase=on_phase)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -166,6 +166,14 @@ def test_round_record_counts_every_message_and_only_cut_tensors_cross(monkeypatc
     assert record["critical_path"]["train"] == timings["train"]
     assert record["selected_clients"] == [1, 0]
     assert [e["client"] for e in sl.transcript][:1] == [1]  # turns in the given order
+
+
+def test_each_clients_turn_is_reported_as_it_ends():
+    events = []
+    sl = _sl(on_phase=events.append)
+    record = sl.run_round(1, [1, 0])
+    assert [(e.round, e.client, e.phase, e.ciphertexts) for e in events] == [(1, 1, "train", 0), (1, 0, "train", 0)]
+    assert sum(e.seconds for e in events) == pytest.approx(record["timings"]["train"])
 
 
 def test_same_seed_same_result_other_seed_differs():

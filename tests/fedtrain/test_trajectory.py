@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 import fedtrain.client as client_module
+import fedtrain.config as config_module
 import fedtrain.models as models_module
-import fedtrain.runner as runner_module
 from fedtrain.runner import RunConfig, run, run_rounds, setup_run
 
 ROUNDS = 4
@@ -61,7 +61,7 @@ def _tiny_densenet(num_classes: int, in_channels: int) -> nn.Module:
 @pytest.fixture
 def tiny_densenet(monkeypatch):
     monkeypatch.setitem(models_module._BUILDERS, "densenet-tiny", _tiny_densenet)
-    monkeypatch.setattr(runner_module, "MODEL_NAMES", (*runner_module.MODEL_NAMES, "densenet-tiny"))
+    monkeypatch.setattr(config_module, "MODEL_NAMES", (*config_module.MODEL_NAMES, "densenet-tiny"))
     return "densenet-tiny"
 
 
