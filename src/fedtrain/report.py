@@ -246,11 +246,14 @@ def _draw_matrix(ax: Any, matrix: np.ndarray, labels: Sequence[str], title: str,
     ax.set_title(title)
 
 
-def _integer_rounds(ax: Any) -> None:
-    """Only whole round numbers on the x axis."""
+def _integer_rounds(ax: Any, rounds: Sequence[int]) -> None:
+    """Only whole round numbers on the x axis: each round while there are few, else a whole-number locator."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(rounds) <= 20:
+        ax.set_xticks(list(rounds))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path, who: str = "",
@@ -268,7 +271,7 @@ def plot_accuracy_loss(records: Sequence[dict[str, Any]], path: Path, who: str =
     ax_loss.plot(rounds, [_num(r.get("test_loss")) for r in records], marker="s", label="Test loss")
     ax_loss.set(xlabel="Round", ylabel="Loss", title="Loss per round")
     for ax in (ax_acc, ax_loss):
-        _integer_rounds(ax)
+        _integer_rounds(ax, rounds)
         ax.grid(alpha=0.3)
         ax.legend()
     if who:
@@ -342,7 +345,7 @@ def plot_timings(records: Sequence[dict[str, Any]], path: Path, who: str = "") -
     if other.any():
         ax.bar(rounds, other, bottom=bottom, label="other", color="lightgrey")
     ax.set(xlabel="Round", ylabel="Seconds", title=f"Time per round by phase{': ' + who if who else ''}")
-    _integer_rounds(ax)
+    _integer_rounds(ax, rounds.tolist())
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(fig, path)

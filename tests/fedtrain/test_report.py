@@ -189,3 +189,20 @@ def _nullcontext() -> Any:
     import contextlib
 
     return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("rounds", [[1], [3, 4], list(range(1, 31))])
+def test_round_axes_have_whole_numbers_only(rounds):
+    """One round, a resumed pair, or thirty: every tick on the round axis is a whole number."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from fedtrain.report import _integer_rounds
+
+    ax = Figure().subplots()
+    ax.bar(rounds, np.ones(len(rounds)))
+    _integer_rounds(ax, rounds)
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
