@@ -1,14 +1,21 @@
-"""FedAvg as pure functions over flat float vectors: client weights, the weighted mean, model layout."""
+"""FedAvg as pure functions over flat float vectors: client weights, the weighted mean, model layout.
+
+torch is imported only by the functions that take or make tensors (ModelLayout.of, flatten_state,
+unflatten_into), so that the aggregation server, which adds vectors and ciphertexts only, runs
+without it (the Flower ServerApp imports no torch).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .errors import ConfigError, ProtocolError
+
+if TYPE_CHECKING:
+    import torch
 
 AVERAGING_MODES = ("weighted", "mean")
 
@@ -45,6 +52,8 @@ class ModelLayout:
     @classmethod
     def of(cls, state: Mapping[str, torch.Tensor]) -> "ModelLayout":
         """Layout of every floating-point tensor (BatchNorm running statistics included)."""
+        import torch
+
         slots: list[TensorSlot] = []
         offset = 0
         for name, tensor in state.items():
@@ -58,6 +67,8 @@ class ModelLayout:
 
 def flatten_state(state: Mapping[str, torch.Tensor], layout: ModelLayout) -> np.ndarray:
     """The floating-point tensors of `state` as one float32 vector in layout order."""
+    import torch
+
     out = np.empty(layout.size, dtype=np.float32)
     for slot in layout.slots:
         tensor = state[slot.name]
@@ -69,6 +80,8 @@ def flatten_state(state: Mapping[str, torch.Tensor], layout: ModelLayout) -> np.
 
 def unflatten_into(state: Mapping[str, torch.Tensor], layout: ModelLayout, vector: np.ndarray) -> dict:
     """A copy of `state` whose floating-point tensors are replaced by the values of `vector`."""
+    import torch
+
     if vector.shape != (layout.size,):
         raise ProtocolError(f"model vector has shape {vector.shape}, expected ({layout.size},)")
     out = {name: tensor.detach().clone() for name, tensor in state.items()}
