@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -29,7 +30,7 @@ from flwr.clientapp import ClientApp
 from ..errors import ConfigError
 from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE,
                      NODE_PRIVATE_KEY, NODE_SIGNING_KEY, NODE_VERIFIERS, RECORD_KEY, SIGNING_KEY_NAME,
-                     TIMINGS_KEY, VERIFIERS_FILE, config_values, require)
+                     TIMINGS_KEY, VERIFIERS_FILE, config_values, to_key)
 from .transport import pack, unpack
 
 STATE_META = "fedtrain.client-state"
@@ -69,13 +70,30 @@ def client_id(context: Context) -> int:
     return value
 
 
-def run_config(context: Context):
-    """The fedtrain RunConfig of the Flower run config."""
-    from ..runner import RunConfig
+# The run options a client uses (all of them are in the app's run config, written by `fedtrain flower-setup`).
+CLIENT_OPTIONS = ("clients", "model", "seed", "insecure_keys", "run_id", "precompute", "rounds", "local_epochs",
+                  "min_clients", "privacy", "device", "data", "image_size", "test_fraction", "demo_train_per_class",
+                  "demo_test_per_class", "partition", "alpha", "batch_size", "lr", "optimizer", "momentum", "amp",
+                  "bn_stats")
+
+
+def run_config(context: Context) -> SimpleNamespace:
+    """The run options of the Flower run config that a client uses (not runner.RunConfig: its imports are heavy,
+    and a ClientApp process is started for every message)."""
+    from ..training import LocalTrainingConfig
 
     values = config_values(dict(context.run_config))
-    config = RunConfig.from_dict(values)
-    config.validate()
+    missing = [name for name in CLIENT_OPTIONS if name not in values]
+    if missing:
+        raise ConfigError(f"the Flower run config lacks {', '.join(map(to_key, missing))}; make the app with "
+                          "`fedtrain flower-setup`")
+    config = SimpleNamespace(**{name: values[name] for name in CLIENT_OPTIONS})
+    if config.privacy != "paillier":
+        raise ConfigError("fedtrain on Flower runs the secure round only (privacy 'paillier')")
+    training = LocalTrainingConfig(epochs=config.local_epochs, batch_size=config.batch_size, lr=config.lr,
+                                   optimizer=config.optimizer, momentum=config.momentum, amp=config.amp,
+                                   bn_stats=config.bn_stats)
+    config.training = lambda: training
     return config
 
 
