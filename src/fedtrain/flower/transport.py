@@ -148,7 +148,7 @@ def discover(grid: Grid, num_clients: int, *, run_id: str, timeout: float,
 
     Returns {client id: node id}.  A client id is a claim, not a credential: a node that claims another's
     id cannot sign as it, and the server drops replies that fail the signatures.  The first node to claim
-    an id keeps it.
+    an id keeps it (of nodes asked together, the one of the lowest node id).
     """
     events = events or (lambda *a, **k: None)
     found: dict[int, int] = {}
@@ -161,7 +161,8 @@ def discover(grid: Grid, num_clients: int, *, run_id: str, timeout: float,
             hello = [Message(RecordDict({HELLO_KEY: ConfigRecord({"run-id": run_id})}), dst_node_id=n,
                              message_type=HELLO_TYPE) for n in new]
             remaining = max(1.0, end - clock())
-            for reply in _send_and_receive(grid, hello, remaining, clock, min(poll, 0.2)):
+            replies = _send_and_receive(grid, hello, remaining, clock, min(poll, 0.2))
+            for reply in sorted(replies, key=lambda m: m.metadata.src_node_id):
                 node = reply.metadata.src_node_id
                 cid = _claimed_id(reply, num_clients)
                 if cid is None:
