@@ -27,7 +27,7 @@ def add_flower_commands(sub, add_run_options: Callable, formatter) -> None:
                             "splits it")
     setup.add_argument("--server-dir", default=None, help="server folder (default: OUT/server)")
     setup.add_argument("--app-dir", default=None, help="Flower App folder (default: OUT/flower_app)")
-    setup.add_argument("--superlink", default="127.0.0.1:9093", help="SuperLink address for the printed commands")
+    setup.add_argument("--superlink", default="127.0.0.1:8000", help="SuperLink address for the printed commands")
 
     evaluate = sub.add_parser("flower-evaluate", formatter_class=formatter,
                               help="a key holder writes a Flower run's metrics, checkpoints and report")

@@ -158,18 +158,22 @@ def prepare(config, out_dir: str | os.PathLike, *, server_dir: str | os.PathLike
     return setup
 
 
-def instructions(setup: FlowerSetup, *, superlink: str = "127.0.0.1:9093") -> str:
-    """The commands that run a prepared app (one machine; see the README for TLS across machines)."""
+def instructions(setup: FlowerSetup, *, superlink: str = "127.0.0.1:8000") -> str:
+    """The commands that run a prepared app on one machine (insecure: 127.0.0.1 only; TLS across machines)."""
     host, port = superlink.rsplit(":", 1)
-    lines = [f"# SuperLink (the server's machine; the server folder is {setup.server_dir}):",
+    lines = [f"# SuperLink (on the server's machine; the server folder is {setup.server_dir}):",
              f"flower-superlink --insecure --host {host} --port {port} --disable-runtime-dependency-installation"]
     for cid in range(setup.clients):
-        lines.append(f"# hospital {cid} (its own machine, with its key files and data):")
+        lines.append(f"# hospital {cid} (on its own machine, with its key files and data):")
         lines.append(f"flower-supernode --insecure --superlink {superlink} --port {9200 + cid} "
                      f"--node-config {shlex.quote(setup.node_config_arg(cid))}")
-    lines += ["# the run, and its status (flwr's exit code does not tell a failed run):",
-              f"flwr run {shlex.quote(str(setup.app_dir))} <connection> --stream",
-              "flwr ls <connection> --format json",
-              "# a key holder, once the run is done:",
+    lines += ["# the run: a connection in the Flower configuration ($FLWR_HOME/config.toml, else ~/.flwr/config.toml)",
+              "#   [superlink.fedtrain]",
+              f'#   address = "{superlink}"',
+              "#   insecure = true",
+              f"flwr run {shlex.quote(str(setup.app_dir))} fedtrain --stream",
+              "# its outcome is its status (flwr run can exit 0 for a run that failed): finished:completed",
+              "flwr ls fedtrain --format json",
+              "# then a key holder writes the metrics, checkpoints and report:",
               f"fedtrain flower-evaluate {shlex.quote(str(setup.out_dir))}"]
     return "\n".join(lines)
