@@ -3,8 +3,8 @@
 Each test starts `flower-superlink` and one `flower-supernode` per hospital (each given its data
 folder and key file by node config), submits the Flower App with `flwr run`, follows the run by its
 status (`flwr ls`), and stops every process by its PID at the end, also on failure.  The first test
-checks that two rounds equal `fedtrain run` of the same seed; the second kills one SuperNode in the
-middle of a round and checks that the round completes with the others.
+checks that two rounds (over TLS) equal `fedtrain run` of the same seed; the second kills one SuperNode
+in the middle of a round and checks that the round completes with the others.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ def environment() -> dict[str, str]:
 class Deployment:
     """A prepared run on a LocalFederation; every process is stopped, and checked gone, on leaving."""
 
-    def __init__(self, tmp: Path, **changes) -> None:
+    def __init__(self, tmp: Path, *, tls: bool = False, **changes) -> None:
         self.setup = prepare(config(tmp, **changes), tmp / "run", hospitals_dir=tmp / "hospitals")
-        self.federation = LocalFederation(self.setup, tmp / "local", env=environment())
+        self.federation = LocalFederation(self.setup, tmp / "local", env=environment(), tls=tls)
         self.pids: set[int] = set()
 
     def __enter__(self) -> "Deployment":
@@ -124,8 +124,10 @@ class Deployment:
 
 
 def test_two_rounds_on_the_deployment_engine_equal_fedtrain_run(tmp_path):
-    with Deployment(tmp_path / "flower", deadline=180.0) as deployment:
+    """TLS on (a throw-away CA): SuperNodes and the flwr CLI verify the SuperLink's certificate."""
+    with Deployment(tmp_path / "flower", tls=True, deadline=180.0) as deployment:
         deployment.run()
+    assert "Uvicorn running on https://" in (deployment.federation.logs / "superlink.log").read_text()
     run_dir = deployment.setup.out_dir
     evaluate_run(run_dir)
     reference = in_process(tmp_path / "in-process")

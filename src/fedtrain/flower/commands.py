@@ -44,6 +44,8 @@ def add_flower_commands(sub, add_run_options: Callable, formatter) -> None:
                       help="demo data at 64x64, 40 images per class, 3 clients (--min-clients 2), 3 rounds "
                            "(options given explicitly win)")
     demo.add_argument("--timeout", type=float, default=3600.0, help="seconds the Flower run may take in all")
+    demo.add_argument("--tls", action="store_true",
+                      help="TLS between SuperLink, SuperNodes and flwr, with a throw-away CA made in OUT/flower_local")
 
 
 def _add_flower_options(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +92,7 @@ def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: C
     setup = prepare(config, out, hospitals_dir=out / "hospitals", connect_timeout=args.connect_timeout)
     log.info("Flower run of %d hospitals on 127.0.0.1: SuperLink, SuperNodes and logs in %s", config.clients,
              out / "flower_local")
-    info = run_local(setup, out / "flower_local", timeout=args.timeout)
+    info = run_local(setup, out / "flower_local", timeout=args.timeout, tls=args.tls)
     log.info("Flower run %s: %s", info.get("run-id"), info.get("status"))
     evaluate_run(out)
     print(f"Report: {out / 'report.md'}")

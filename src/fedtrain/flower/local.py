@@ -50,6 +50,54 @@ def executable(name: str) -> str:
     return found
 
 
+def make_certificates(folder: str | os.PathLike, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+                      *, days: int = 30) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a SuperLink certificate for `hosts` (ca.crt, server.pem, server.key) in `folder`.
+
+    For a TLS run on one machine (tests, the demo with --tls); across machines use your organisation's
+    certificates, as Flower's TLS guide says.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedtrain local CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=days))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    paths = out / "ca.crt", out / "server.pem", out / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(paths[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                   serialization.NoEncryption()))
+    return paths
+
+
 def _children() -> dict[int, list[int]]:
     """{parent pid: child pids} of every process visible in /proc (empty where there is no /proc)."""
     tree: dict[int, list[int]] = {}
@@ -122,10 +170,12 @@ class LocalFederation:
     """A SuperLink and one SuperNode per hospital of `setup`, on 127.0.0.1; use as a context manager."""
 
     def __init__(self, setup: FlowerSetup, workdir: str | os.PathLike, *, host: str = "127.0.0.1",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, tls: bool = False) -> None:
         self.setup = setup
         self.workdir = Path(workdir)
         self.host = host
+        self.tls = tls
+        self.certificates: tuple[Path, Path, Path] | None = None
         self.env = dict(os.environ if env is None else env)
         bindir = str(Path(executable("flower-superlink")).parent)
         self.env["PATH"] = bindir + os.pathsep + self.env.get("PATH", "")  # SuperLink starts flower-superexec
@@ -154,8 +204,14 @@ class LocalFederation:
         """Starts the SuperLink, waits for it to listen, then starts the SuperNodes."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(self.host)
+        if self.tls:
+            self.certificates = make_certificates(self.workdir / "certificates", (self.host, "localhost"))
+            ca, cert, key = self.certificates
+            security = ["--ssl-ca-certfile", str(ca), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
+        else:
+            security = ["--insecure"]
         self.superlink = self._spawn("superlink", [
-            executable("flower-superlink"), "--insecure", "--host", self.host, "--port", str(self.port),
+            executable("flower-superlink"), *security, "--host", self.host, "--port", str(self.port),
             "--disable-runtime-dependency-installation"])
         self._wait_listening(self.port, self.superlink, "superlink", timeout)
         for cid in range(self.setup.clients):
@@ -164,8 +220,9 @@ class LocalFederation:
 
     def start_node(self, cid: int) -> subprocess.Popen:
         """Starts hospital `cid`'s SuperNode (its node config from the set-up)."""
+        security = ["--root-certificates", str(self.certificates[0])] if self.certificates else ["--insecure"]
         process = self._spawn(f"supernode_{cid}", [
-            executable("flower-supernode"), "--insecure", "--superlink", f"{self.host}:{self.port}",
+            executable("flower-supernode"), *security, "--superlink", f"{self.host}:{self.port}",
             "--host", self.host, "--port", str(free_port(self.host)),
             "--node-config", self.setup.node_config_arg(cid)])
         self.supernodes[cid] = process
@@ -212,9 +269,11 @@ class LocalFederation:
     # -- the flwr CLI ---------------------------------------------------------------------------
     def _cli_home(self) -> Path:
         home = self._home("cli")
+        security = (f"root-certificates = {json.dumps(str(self.certificates[0]))}\n" if self.certificates
+                    else "insecure = true\n")
         (home / "config.toml").write_text(
             f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "{self.host}:{self.port}"\ninsecure = true\n')
+            f'address = "{self.host}:{self.port}"\n' + security)
         return home
 
     def flwr(self, *args: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -278,9 +337,9 @@ def _server_done(server_dir: Path) -> bool:
 
 
 def run_local(setup: FlowerSetup, workdir: str | os.PathLike, *, timeout: float = 3600.0,
-              overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+              overrides: tuple[str, ...] = (), tls: bool = False) -> dict[str, Any]:
     """Runs a prepared Flower App on a local federation and stops it; raises FlowerRunError unless it completed."""
-    with LocalFederation(setup, workdir) as federation:
+    with LocalFederation(setup, workdir, tls=tls) as federation:
         run_id = federation.submit(*overrides)
         info = federation.wait(run_id, timeout=timeout)
     if info.get("status") != "finished:completed":
