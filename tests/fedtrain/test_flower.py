@@ -193,6 +193,22 @@ def test_a_lost_node_leaves_the_round_to_the_rest_as_in_process(tmp_path):
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), r
 
 
+def test_a_second_flower_run_goes_on_after_the_last_round(tmp_path, reference):
+    """One round, then the app submitted again with rounds=2: the same two rounds as `fedtrain run`."""
+    setup = prepare(config(tmp_path, rounds=1), tmp_path / "run", hospitals_dir=tmp_path / "hospitals")
+    run_config = app_run_config(setup.app_dir)
+    nodes = {NODE + c: setup.node_configs[c] for c in range(setup.clients)}
+    serve(LocalGrid(client_app, nodes, run_config), run_config)
+    evaluate_run(tmp_path / "run")
+    again = dict(run_config, rounds=2)  # flwr run ... --run-config 'rounds=2'; new Flower run, fresh Contexts
+    assert [r["survivors"] for r in serve(LocalGrid(client_app, nodes, again), again)] == [[0, 1, 2]]
+    evaluate_run(tmp_path / "run")
+    assert_same_run(tmp_path / "run", reference)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["rounds"] == 2
+    starts = [e for e in read_events(setup.server_dir / "events.jsonl") if e["event"] == "start"]
+    assert [e["after_round"] for e in starts] == [0, 1]
+
+
 def test_node_ids_come_from_the_nodes_own_config():
     nodes = {7: {"client-id": 1}, 8: {"client-id": 0}, 9: {"client-id": 1}, 10: {"client-id": 5},
              11: {"partition-id": 2}}

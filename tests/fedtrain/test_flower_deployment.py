@@ -92,11 +92,12 @@ class Deployment:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, value, traceback) -> None:
         self.pids.update(self.federation.processes())
         self.federation.stop()
         left = sorted(p for p in self.pids if _alive(p))
-        assert not left, f"processes left running: {left}"
+        if kind is None:  # else the test's own error says more
+            assert not left, f"processes left running: {left}"
 
     def watch(self) -> None:
         self.pids.update(self.federation.processes())

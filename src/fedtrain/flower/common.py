@@ -55,6 +55,12 @@ def round_file(server_dir: Path, round_: int) -> Path:
     return Path(server_dir) / ROUNDS_DIR / f"round_{round_:04d}.msg"
 
 
+def completed_rounds(server_dir: Path) -> list[int]:
+    """The rounds whose record the ServerApp wrote in `server_dir` (rounds/round_NNNN.msg)."""
+    folder = Path(server_dir) / ROUNDS_DIR
+    return sorted(int(p.stem.split("_")[1]) for p in folder.glob("round_*.msg")) if folder.is_dir() else []
+
+
 def to_key(field_name: str) -> str:
     return field_name.replace("_", "-")
 

@@ -20,18 +20,10 @@ from typing import Any
 
 from ..errors import CheckpointError, ProtocolError
 from ..messages import Message
-from .common import ROUNDS_DIR, RUN_FILE, round_file
+from .common import RUN_FILE, completed_rounds, round_file
 from .prepare import FlowerSetup
 
 log = logging.getLogger("fedtrain")
-
-
-def completed_rounds(server_dir: Path) -> list[int]:
-    """The rounds the ServerApp has completed (rounds/round_NNNN.msg present)."""
-    folder = Path(server_dir) / ROUNDS_DIR
-    if not folder.is_dir():
-        return []
-    return sorted(int(p.stem.split("_")[1]) for p in folder.glob("round_*.msg"))
 
 
 def evaluate_run(out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | None = None,
@@ -46,7 +38,7 @@ def evaluate_run(out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | 
     from ..data import load_data
     from ..metrics import evaluate_predictions
     from ..report import load_metrics, write_report
-    from ..runner import Evaluator, RunConfig, _save_round, private_key_path
+    from ..runner import Evaluator, RunConfig, _atomic_write, _save_round, private_key_path
     from ..sealing import SealingKey, SignedSealing
     from ..training import resolve_device
     from .common import VERIFIERS_FILE
@@ -95,6 +87,11 @@ def evaluate_run(out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | 
         records.append(record)
         log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f (survivors %s, leader %s)", r,
                  record["accuracy"], record["macro_f1"], test_loss, result["survivors"], result["leader"])
+    ran = server_status(server).get("run_config", {}).get("rounds")
+    if isinstance(ran, int) and ran > config.rounds:  # the Flower run was given more rounds (--run-config)
+        saved = json.loads(config_path.read_text())
+        saved["rounds"] = ran
+        _atomic_write(config_path, json.dumps(saved, indent=2).encode())
     if report and done:
         write_report(out)
     return records

@@ -5,7 +5,8 @@ verification keys, the round-0 model, the model's layout; run config `server-dir
 connected nodes which fedtrain client each is, then runs every round with `fedtrain.rounds`
 (the same Server and the same sequence of exchanges as in-process) over a FlowerTransport.  After
 each round it writes rounds/round_NNNN.msg: the sealed global model, the sealed training reports and
-the round's protocol record (what the server knows anyway).  A key holder turns them into the run
+the round's protocol record (what the server knows anyway); a later Flower run of the same server
+folder goes on after the last of them (with `--run-config 'rounds=N'`, to more rounds).  A key holder turns them into the run
 directory's metrics and report (`fedtrain flower-evaluate`).  Imports no torch.
 """
 
@@ -26,8 +27,9 @@ from ..errors import ConfigError
 from ..messages import Message
 from ..rounds import run_round_with_retries
 from ..server import Server
-from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, RUN_FILE,
-                     SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, config_values, require, round_file, write_json)
+from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, ROUNDS_DIR,
+                     RUN_FILE, SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, completed_rounds, config_values, require,
+                     round_file, write_json)
 from .transport import FlowerTransport, discover
 
 DEFAULT_CONNECT_TIMEOUT = 120.0  # seconds to wait for the hospitals' nodes to connect and say who they are
@@ -77,9 +79,16 @@ def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None =
                     min_clients=int(require(run_config, "min-clients")), verifiers=verifiers,
                     public_key=public_key)
     server.install_global((server_dir / INITIAL_MODEL_FILE).read_bytes())
+    done = completed_rounds(server_dir)
+    if done:  # an earlier Flower run of this server folder: go on after its last round, as `fedtrain run --resume`
+        if done != list(range(1, len(done) + 1)):
+            raise ConfigError(f"the rounds kept in {server_dir / ROUNDS_DIR} are {done}, not 1..{len(done)}")
+        last = Message.from_bytes(round_file(server_dir, done[-1]).read_bytes())
+        server.install_global(last.blob("global"))  # sealed, and signed by that round's leader (checked)
     write_json(server_dir / RUN_FILE, {"flower_run_id": flower_run_id, "run_id": run_id, "status": "running",
                                        "started": time.time(), "run_config": run_config})
-    events("start", flower_run_id=flower_run_id, run_id=run_id, rounds=rounds, clients=num_clients)
+    events("start", flower_run_id=flower_run_id, run_id=run_id, rounds=rounds, clients=num_clients,
+           after_round=len(done))
     records: list[dict] = []
     try:
         nodes = discover(grid, num_clients, run_id=run_id, events=events,
@@ -88,11 +97,12 @@ def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None =
         current = {"round": 0, "attempt": 0}
         transport = FlowerTransport(grid, nodes, deadline=deadline, events=events,
                                     group=lambda: str(current["round"]))
-        for r in range(1, rounds + 1):
+        for r in range(len(done) + 1, rounds + 1):
             current["round"] = r
             events("round", round=r)
             result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
-                                            "start a new Flower run once the clients are back")
+                                            "submit the app again once the clients are back: the "
+                                            "ServerApp goes on after the last round it completed")
             path = round_file(server_dir, r)
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
