@@ -19,6 +19,7 @@ import torch
 
 pytest.importorskip("flwr", reason="fedtrain on Flower needs the flwr extra (pip install '.[flwr]', flwr==1.42.0)")
 
+from flwr.app import Context, RecordDict  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 import fastpaillier as fp  # noqa: E402
@@ -30,7 +31,7 @@ from fedtrain.flower.data import export_hospital_folder, load_hospital_folder  #
 from fedtrain.flower.evaluate import evaluate_run  # noqa: E402
 from fedtrain.flower.prepare import FlowerSetup, prepare  # noqa: E402
 from fedtrain.flower.server_app import serve  # noqa: E402
-from fedtrain.flower.transport import discover  # noqa: E402
+from fedtrain.flower.transport import discover, refresh  # noqa: E402
 from fedtrain.messages import Message as FedMessage  # noqa: E402
 from fedtrain.runner import InProcessTransport, RunConfig, run_rounds, setup_run  # noqa: E402
 
@@ -217,6 +218,17 @@ def test_node_ids_come_from_the_nodes_own_config():
     found = discover(grid, 3, run_id="r", timeout=5, events=lambda e, **kw: events.append((e, kw)), poll=0.01)
     assert found == {1: 7, 0: 8, 2: 11}  # the first claim of an id keeps it; ids outside the run are refused
     assert [e for e, _ in events].count("hello duplicate") == 1 and [e for e, _ in events].count("hello refused") == 1
+
+
+def test_a_node_that_left_is_forgotten_and_a_new_one_takes_its_place():
+    grid = LocalGrid(client_app, {7: {"client-id": 0}, 8: {"client-id": 1}}, {})
+    nodes = discover(grid, 2, run_id="r", timeout=5, poll=0.01)
+    assert nodes == {0: 7, 1: 8}
+    del grid.contexts[8]  # hospital 1's SuperNode went away and came back as node 9
+    grid.contexts[9] = Context(run_id=7, node_id=9, node_config={"client-id": 1}, state=RecordDict(), run_config={})
+    events = []
+    refresh(grid, nodes, 2, run_id="r", events=lambda e, **kw: events.append((e, kw)))
+    assert nodes == {0: 7, 1: 9} and [e for e, _ in events] == ["node gone", "hello"]
 
 
 def test_a_hospital_folder_reads_back_in_order(tmp_path):

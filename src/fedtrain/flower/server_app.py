@@ -30,7 +30,7 @@ from ..server import Server
 from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, ROUNDS_DIR,
                      RUN_FILE, SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, completed_rounds, config_values, require,
                      round_file, write_json)
-from .transport import FlowerTransport, discover
+from .transport import FlowerTransport, discover, refresh
 
 DEFAULT_CONNECT_TIMEOUT = 120.0  # seconds to wait for the hospitals' nodes to connect and say who they are
 
@@ -99,7 +99,8 @@ def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None =
                                     group=lambda: str(current["round"]))
         for r in range(len(done) + 1, rounds + 1):
             current["round"] = r
-            events("round", round=r)
+            refresh(grid, nodes, num_clients, run_id=run_id, events=events)
+            events("round", round=r, nodes={str(c): n for c, n in sorted(nodes.items())})
             result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
                                             "submit the app again once the clients are back: the "
                                             "ServerApp goes on after the last round it completed")

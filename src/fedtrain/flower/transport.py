@@ -21,6 +21,7 @@ from ..errors import ProtocolError
 from .common import ARRAY_KEY, HELLO_KEY, HELLO_TYPE, MESSAGE_TYPE, NODE_CLIENT_ID, RECORD_KEY, STYPE, TIMINGS_KEY
 
 POLL_SECONDS = 0.2  # how often the SuperLink is asked for replies (Grid.send_and_receive waits 3 s)
+HELLO_TIMEOUT = 60.0  # seconds a node may take to say which client it is (its first ClientApp process starts)
 
 
 def pack(data: bytes) -> ArrayRecord:
@@ -58,7 +59,7 @@ class FlowerTransport:
                  group: Callable[[], str] | None = None, events: Callable[..., None] | None = None,
                  clock: Callable[[], float] = time.monotonic, poll: float = POLL_SECONDS) -> None:
         self.grid = grid
-        self.nodes = dict(nodes)
+        self.nodes = nodes  # the ServerApp refreshes it between rounds
         self.deadline = deadline
         self.group = group or (lambda: "")
         self.events = events or (lambda *a, **k: None)
@@ -142,26 +143,27 @@ def _kind(data: bytes) -> str:
 
 
 def discover(grid: Grid, num_clients: int, *, run_id: str, timeout: float,
-             events: Callable[..., None] | None = None, clock: Callable[[], float] = time.monotonic,
-             poll: float = 1.0) -> dict[int, int]:
-    """Asks every connected node which fedtrain client it is, until all `num_clients` answered or `timeout`.
+             events: Callable[..., None] | None = None, known: dict[int, int] | None = None,
+             clock: Callable[[], float] = time.monotonic, poll: float = 1.0,
+             hello_timeout: float = HELLO_TIMEOUT) -> dict[int, int]:
+    """Asks each connected node not yet asked which fedtrain client it is, until all `num_clients` are known
+    or `timeout` has passed (a node's answer is awaited up to `hello_timeout` seconds even then).
 
-    Returns {client id: node id}.  A client id is a claim, not a credential: a node that claims another's
-    id cannot sign as it, and the server drops replies that fail the signatures.  The first node to claim
-    an id keeps it (of nodes asked together, the one of the lowest node id).
+    Returns {client id: node id}, `known` included.  A client id is a claim, not a credential: a node that
+    claims another's id cannot sign as it, and the server drops replies that fail the signatures.  The
+    first node to claim an id keeps it (of nodes asked together, the one of the lowest node id).
     """
     events = events or (lambda *a, **k: None)
-    found: dict[int, int] = {}
-    asked: set[int] = set()
+    found: dict[int, int] = dict(known or {})
+    asked: set[int] = set(found.values())
     end = clock() + timeout
     while True:
         new = [n for n in grid.get_node_ids() if n not in asked]
-        if new:
+        if new and len(found) < num_clients:
             asked.update(new)
             hello = [Message(RecordDict({HELLO_KEY: ConfigRecord({"run-id": run_id})}), dst_node_id=n,
                              message_type=HELLO_TYPE) for n in new]
-            remaining = max(1.0, end - clock())
-            replies = _send_and_receive(grid, hello, remaining, clock, min(poll, 0.2))
+            replies = _send_and_receive(grid, hello, max(hello_timeout, end - clock()), clock, min(poll, 0.2))
             for reply in sorted(replies, key=lambda m: m.metadata.src_node_id):
                 node = reply.metadata.src_node_id
                 cid = _claimed_id(reply, num_clients)
@@ -175,6 +177,22 @@ def discover(grid: Grid, num_clients: int, *, run_id: str, timeout: float,
         if len(found) == num_clients or clock() >= end:
             return found
         time.sleep(poll)
+
+
+def refresh(grid: Grid, nodes: dict[int, int], num_clients: int, *, run_id: str,
+            events: Callable[..., None] | None = None) -> None:
+    """Before a round: forgets the nodes that left (Flower lists online nodes only), asks new ones who they are.
+
+    A hospital whose SuperNode restarted comes back under a new node id and so takes part again.
+    """
+    events = events or (lambda *a, **k: None)
+    online = set(grid.get_node_ids())
+    for cid, node in sorted(nodes.items()):
+        if node not in online:
+            del nodes[cid]
+            events("node gone", node=node, client=cid)
+    if len(nodes) < num_clients:
+        nodes.update(discover(grid, num_clients, run_id=run_id, timeout=0.0, events=events, known=nodes))
 
 
 def _send_and_receive(grid: Grid, messages: list[Message], timeout: float, clock: Callable[[], float],
