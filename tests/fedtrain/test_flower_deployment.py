@@ -79,9 +79,11 @@ def environment() -> dict[str, str]:
 class Deployment:
     """A prepared run on a LocalFederation; every process is stopped, and checked gone, on leaving."""
 
-    def __init__(self, tmp: Path, *, tls: bool = False, **changes) -> None:
-        self.setup = prepare(config(tmp, **changes), tmp / "run", hospitals_dir=tmp / "hospitals")
-        self.federation = LocalFederation(self.setup, tmp / "local", env=environment(), tls=tls)
+    def __init__(self, tmp: Path, *, tls: bool = False, simulation: bool = False, **changes) -> None:
+        self.setup = prepare(config(tmp, **changes), tmp / "run",
+                             hospitals_dir=None if simulation else tmp / "hospitals")
+        self.federation = LocalFederation(self.setup, tmp / "local", env=environment(), tls=tls,
+                                          simulation=simulation)
         self.pids: set[int] = set()
 
     def __enter__(self) -> "Deployment":
@@ -124,14 +126,19 @@ class Deployment:
         return info
 
 
-def test_two_rounds_on_the_deployment_engine_equal_fedtrain_run(tmp_path):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """`fedtrain run` of TINY in-process."""
+    return in_process(tmp_path_factory.mktemp("in-process"))
+
+
+def test_two_rounds_on_the_deployment_engine_equal_fedtrain_run(tmp_path, reference):
     """TLS on (a throw-away CA): SuperNodes and the flwr CLI verify the SuperLink's certificate."""
     with Deployment(tmp_path / "flower", tls=True, deadline=180.0) as deployment:
         deployment.run()
     assert "Uvicorn running on https://" in (deployment.federation.logs / "superlink.log").read_text()
     run_dir = deployment.setup.out_dir
     evaluate_run(run_dir)
-    reference = in_process(tmp_path / "in-process")
     for r in (1, 2):
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), f"round {r}"
     for ours, theirs in zip(metrics(run_dir), metrics(reference), strict=True):
@@ -140,6 +147,19 @@ def test_two_rounds_on_the_deployment_engine_equal_fedtrain_run(tmp_path):
     nodes = {e["client"]: e["node"] for e in read_events(deployment.setup.server_dir / "events.jsonl")
              if e["event"] == "hello"}
     assert sorted(nodes) == [0, 1, 2] and len(set(nodes.values())) == 3
+
+
+def test_two_rounds_on_the_simulation_engine_equal_fedtrain_run(tmp_path, reference):
+    """Flower's simulation engine (Ray: flwr[simulation], not in the test extra): nodes are partitions."""
+    pytest.importorskip("ray", reason="Flower's simulation engine needs Ray: pip install 'flwr[simulation]==1.42.0'")
+    with Deployment(tmp_path / "flower", simulation=True, deadline=180.0) as deployment:
+        deployment.run()
+    run_dir = deployment.setup.out_dir
+    evaluate_run(run_dir)
+    for r in (1, 2):
+        assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), f"round {r}"
+    for ours, theirs in zip(metrics(run_dir), metrics(reference), strict=True):
+        assert {k: ours[k] for k in COMPARED} == {k: theirs[k] for k in COMPARED}, ours["round"]
 
 
 def test_a_supernode_killed_mid_round_leaves_the_round_to_the_others(tmp_path):

@@ -44,6 +44,9 @@ def add_flower_commands(sub, add_run_options: Callable, formatter) -> None:
                       help="demo data at 64x64, 40 images per class, 3 clients (--min-clients 2), 3 rounds "
                            "(options given explicitly win)")
     demo.add_argument("--timeout", type=float, default=3600.0, help="seconds the Flower run may take in all")
+    demo.add_argument("--engine", default="deployment",
+                      help="deployment (a SuperLink and a SuperNode per hospital) or simulation (Flower's simulation "
+                           "engine: needs Ray, pip install 'flwr[simulation]==1.42.0')")
     demo.add_argument("--tls", action="store_true",
                       help="TLS between SuperLink, SuperNodes and flwr, with a throw-away CA made in OUT/flower_local")
 
@@ -89,10 +92,16 @@ def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: C
     from .evaluate import evaluate_run
     from .local import run_local
 
-    setup = prepare(config, out, hospitals_dir=out / "hospitals", connect_timeout=args.connect_timeout)
-    log.info("Flower run of %d hospitals on 127.0.0.1: SuperLink, SuperNodes and logs in %s", config.clients,
-             out / "flower_local")
-    info = run_local(setup, out / "flower_local", timeout=args.timeout, tls=args.tls)
+    if args.engine not in ("deployment", "simulation"):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"unknown --engine {args.engine!r}; choose deployment or simulation")
+    simulation = args.engine == "simulation"
+    setup = prepare(config, out, hospitals_dir=None if simulation else out / "hospitals",
+                    connect_timeout=args.connect_timeout)
+    log.info("Flower run of %d hospitals on 127.0.0.1 (%s engine); SuperLink%s and logs in %s", config.clients,
+             args.engine, "" if simulation else ", SuperNodes", out / "flower_local")
+    info = run_local(setup, out / "flower_local", timeout=args.timeout, tls=args.tls, simulation=simulation)
     log.info("Flower run %s: %s", info.get("run-id"), info.get("status"))
     evaluate_run(out)
     print(f"Report: {out / 'report.md'}")

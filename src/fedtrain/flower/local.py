@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FedTrainError
-from .common import RUN_FILE
+from .common import NODE_PRIVATE_KEY, RUN_FILE
 from .prepare import FlowerSetup
 
 CONNECTION = "fedtrain-local"
@@ -167,14 +167,20 @@ def stop_tree(process: subprocess.Popen, *, grace: float = 5.0, sig: int = signa
 
 
 class LocalFederation:
-    """A SuperLink and one SuperNode per hospital of `setup`, on 127.0.0.1; use as a context manager."""
+    """A SuperLink and one SuperNode per hospital of `setup`, on 127.0.0.1; use as a context manager.
+
+    `simulation=True`: Flower's simulation engine instead (a SuperLink with --simulation runs every
+    ClientApp itself, on Ray: needs `flwr[simulation]`); its nodes have no node config, so each takes
+    its partition id as client id and its part of the run's data set, and the key file comes by run config.
+    """
 
     def __init__(self, setup: FlowerSetup, workdir: str | os.PathLike, *, host: str = "127.0.0.1",
-                 env: dict[str, str] | None = None, tls: bool = False) -> None:
+                 env: dict[str, str] | None = None, tls: bool = False, simulation: bool = False) -> None:
         self.setup = setup
         self.workdir = Path(workdir)
         self.host = host
         self.tls = tls
+        self.simulation = simulation
         self.certificates: tuple[Path, Path, Path] | None = None
         self.env = dict(os.environ if env is None else env)
         bindir = str(Path(executable("flower-superlink")).parent)
@@ -210,12 +216,20 @@ class LocalFederation:
             security = ["--ssl-ca-certfile", str(ca), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)]
         else:
             security = ["--insecure"]
+        if self.simulation:
+            import importlib.util
+
+            if importlib.util.find_spec("ray") is None:
+                raise FedTrainError("Flower's simulation engine needs Ray: pip install 'flwr[simulation]==1.42.0' "
+                                    "(or use the deployment engine)")
+            security.append("--simulation")
         self.superlink = self._spawn("superlink", [
             executable("flower-superlink"), *security, "--host", self.host, "--port", str(self.port),
             "--disable-runtime-dependency-installation"])
         self._wait_listening(self.port, self.superlink, "superlink", timeout)
-        for cid in range(self.setup.clients):
-            self.start_node(cid)
+        if not self.simulation:
+            for cid in range(self.setup.clients):
+                self.start_node(cid)
         return self
 
     def start_node(self, cid: int) -> subprocess.Popen:
@@ -291,6 +305,10 @@ class LocalFederation:
     def submit(self, *overrides: str) -> int:
         """`flwr run APP`: submits the Flower App; returns the run id (override run config with 'key=value')."""
         args = ["run", str(self.setup.app_dir), CONNECTION]
+        if self.simulation:
+            key = self.setup.node_configs[0][NODE_PRIVATE_KEY]
+            args += ["--federation-config", f"num-supernodes={self.setup.clients}",
+                     "--run-config", f"{NODE_PRIVATE_KEY}={json.dumps(key)}"]
         for item in overrides:
             args += ["--run-config", item]
         out = self.flwr(*args)
@@ -337,9 +355,9 @@ def _server_done(server_dir: Path) -> bool:
 
 
 def run_local(setup: FlowerSetup, workdir: str | os.PathLike, *, timeout: float = 3600.0,
-              overrides: tuple[str, ...] = (), tls: bool = False) -> dict[str, Any]:
+              overrides: tuple[str, ...] = (), tls: bool = False, simulation: bool = False) -> dict[str, Any]:
     """Runs a prepared Flower App on a local federation and stops it; raises FlowerRunError unless it completed."""
-    with LocalFederation(setup, workdir, tls=tls) as federation:
+    with LocalFederation(setup, workdir, tls=tls, simulation=simulation) as federation:
         run_id = federation.submit(*overrides)
         info = federation.wait(run_id, timeout=timeout)
     if info.get("status") != "finished:completed":

@@ -140,7 +140,9 @@ def prepare(config, out_dir: str | os.PathLike, *, server_dir: str | os.PathLike
     values.update(keys=None, weights=None)  # the keys come by node config; the start model is in the server folder
     run_config = run_config_values(values)
     run_config.update({SERVER_DIR_KEY: str(server.resolve()), CLASS_NAMES_KEY: ",".join(ctx.data.class_names),
-                       CONNECT_TIMEOUT_KEY: float(connect_timeout)})
+                       CONNECT_TIMEOUT_KEY: float(connect_timeout),
+                       # Flower's simulation engine only (its nodes have no node config): the key file's path
+                       NODE_PRIVATE_KEY: ""})
     app = Path(app_dir) if app_dir is not None else out / "flower_app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "pyproject.toml").write_text(app_pyproject(run_config))
