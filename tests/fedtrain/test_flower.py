@@ -210,6 +210,21 @@ def test_a_second_flower_run_goes_on_after_the_last_round(tmp_path, reference):
     assert [e["after_round"] for e in starts] == [0, 1]
 
 
+def test_a_round_without_enough_nodes_fails_the_run_and_says_so(tmp_path):
+    from fedtrain.errors import RoundFailed
+
+    setup = prepare(config(tmp_path), tmp_path / "run", hospitals_dir=tmp_path / "hospitals")
+    run_config = dict(app_run_config(setup.app_dir), **{"connect-timeout": 0.5})
+    grid = LocalGrid(client_app, {NODE: setup.node_configs[0]}, run_config)  # hospitals 1 and 2 never connect
+    with pytest.raises(RoundFailed, match="failed 3 times"):
+        serve(grid, run_config)
+    info = json.loads((setup.server_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "RoundFailed" in info["error"]
+    events = read_events(setup.server_dir / "events.jsonl")
+    assert events[-1]["event"] == "failed"
+    assert "no Flower node answered as this client" in json.dumps(events)
+
+
 def test_node_ids_come_from_the_nodes_own_config():
     nodes = {7: {"client-id": 1}, 8: {"client-id": 0}, 9: {"client-id": 1}, 10: {"client-id": 5},
              11: {"partition-id": 2}}

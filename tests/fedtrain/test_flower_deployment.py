@@ -22,7 +22,7 @@ pytest.importorskip("flwr", reason="fedtrain on Flower needs the flwr extra (pip
 import fedtrain  # noqa: E402
 from fedtrain.flower.common import read_events  # noqa: E402
 from fedtrain.flower.evaluate import evaluate_run  # noqa: E402
-from fedtrain.flower.local import LocalFederation, _alive  # noqa: E402
+from fedtrain.flower.local import FlowerRunError, LocalFederation, _alive, run_local  # noqa: E402
 from fedtrain.flower.prepare import prepare  # noqa: E402
 from fedtrain.messages import Message  # noqa: E402
 from fedtrain.runner import InProcessTransport, RunConfig, run_rounds, setup_run  # noqa: E402
@@ -160,6 +160,15 @@ def test_two_rounds_on_the_simulation_engine_equal_fedtrain_run(tmp_path, refere
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), f"round {r}"
     for ours, theirs in zip(metrics(run_dir), metrics(reference), strict=True):
         assert {k: ours[k] for k in COMPARED} == {k: theirs[k] for k in COMPARED}, ours["round"]
+
+
+def test_a_failed_run_is_told_by_its_status_not_by_flwr_run(tmp_path):
+    """`flwr run` submits the run and exits 0; the ServerApp then fails (no server folder there): the status says so."""
+    setup = prepare(config(tmp_path, rounds=1), tmp_path / "run")
+    with pytest.raises(FlowerRunError, match="finished:failed"):
+        run_local(setup, tmp_path / "local", timeout=RUN_TIMEOUT,
+                  overrides=(f'server-dir="{tmp_path / "nowhere"}"',), env=environment())
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_a_supernode_killed_mid_round_leaves_the_round_to_the_others(tmp_path):

@@ -355,9 +355,10 @@ def _server_done(server_dir: Path) -> bool:
 
 
 def run_local(setup: FlowerSetup, workdir: str | os.PathLike, *, timeout: float = 3600.0,
-              overrides: tuple[str, ...] = (), tls: bool = False, simulation: bool = False) -> dict[str, Any]:
+              overrides: tuple[str, ...] = (), tls: bool = False, simulation: bool = False,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
     """Runs a prepared Flower App on a local federation and stops it; raises FlowerRunError unless it completed."""
-    with LocalFederation(setup, workdir, tls=tls, simulation=simulation) as federation:
+    with LocalFederation(setup, workdir, tls=tls, simulation=simulation, env=env) as federation:
         run_id = federation.submit(*overrides)
         info = federation.wait(run_id, timeout=timeout)
     if info.get("status") != "finished:completed":

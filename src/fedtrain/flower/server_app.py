@@ -65,6 +65,16 @@ def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None =
     if values.get("privacy", "paillier") != "paillier":
         raise ConfigError("fedtrain on Flower runs the secure round only (privacy 'paillier')")
     events = EventLog(server_dir / EVENTS_FILE)
+    try:
+        return _serve(grid, run_config, values, server_dir, model, run_id, events, flower_run_id)
+    except BaseException as exc:
+        events("failed", error=f"{type(exc).__name__}: {exc}")
+        _finish(server_dir, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _serve(grid: Grid, run_config: dict[str, Any], values: dict[str, Any], server_dir: Path, model: dict,
+           run_id: str, events: EventLog, flower_run_id: int | None) -> list[dict]:
     num_clients = int(require(run_config, "clients"))
     rounds = int(require(run_config, "rounds"))
     deadline = values.get("deadline")
@@ -89,33 +99,27 @@ def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None =
                                        "started": time.time(), "run_config": run_config})
     events("start", flower_run_id=flower_run_id, run_id=run_id, rounds=rounds, clients=num_clients,
            after_round=len(done))
+    nodes = discover(grid, num_clients, run_id=run_id, events=events,
+                     timeout=float(run_config.get(CONNECT_TIMEOUT_KEY, DEFAULT_CONNECT_TIMEOUT)))
+    events("nodes", nodes={str(c): n for c, n in sorted(nodes.items())})
+    current = {"round": 0}
+    transport = FlowerTransport(grid, nodes, deadline=deadline, events=events, group=lambda: str(current["round"]))
     records: list[dict] = []
-    try:
-        nodes = discover(grid, num_clients, run_id=run_id, events=events,
-                         timeout=float(run_config.get(CONNECT_TIMEOUT_KEY, DEFAULT_CONNECT_TIMEOUT)))
-        events("nodes", nodes={str(c): n for c, n in sorted(nodes.items())})
-        current = {"round": 0, "attempt": 0}
-        transport = FlowerTransport(grid, nodes, deadline=deadline, events=events,
-                                    group=lambda: str(current["round"]))
-        for r in range(len(done) + 1, rounds + 1):
-            current["round"] = r
-            refresh(grid, nodes, num_clients, run_id=run_id, events=events)
-            events("round", round=r, nodes={str(c): n for c, n in sorted(nodes.items())})
-            result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
-                                            "submit the app again once the clients are back: the "
-                                            "ServerApp goes on after the last round it completed")
-            path = round_file(server_dir, r)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(round_record(r, result, server))
-            tmp.replace(path)
-            records.append(result)
-            events("round done", round=r, survivors=result["survivors"], dropped=result["dropped"],
-                   leader=result["leader"], attempts=result["attempts"])
-    except BaseException as exc:
-        events("failed", error=f"{type(exc).__name__}: {exc}")
-        _finish(server_dir, "failed", f"{type(exc).__name__}: {exc}")
-        raise
+    for r in range(len(done) + 1, rounds + 1):
+        current["round"] = r
+        refresh(grid, nodes, num_clients, run_id=run_id, events=events)
+        events("round", round=r, nodes={str(c): n for c, n in sorted(nodes.items())})
+        result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
+                                        "submit the app again once the clients are back: the "
+                                        "ServerApp goes on after the last round it completed")
+        path = round_file(server_dir, r)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(round_record(r, result, server))
+        tmp.replace(path)
+        records.append(result)
+        events("round done", round=r, survivors=result["survivors"], dropped=result["dropped"],
+               leader=result["leader"], attempts=result["attempts"])
     events("done", rounds=len(records))
     _finish(server_dir, "completed", "")
     return records
