@@ -194,6 +194,17 @@ def test_a_lost_node_leaves_the_round_to_the_rest_as_in_process(tmp_path):
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), r
 
 
+def test_a_hospital_can_raise_the_minimum_but_not_lower_it(flower_run):
+    from fedtrain.flower.client_app import build_client
+
+    _, setup, _ = flower_run
+    run_config = app_run_config(setup.app_dir)
+    for own, effective in ((3, 3), (0, 2), (1, 2)):
+        node = dict(setup.node_configs[1], **{"min-clients": own})
+        context = Context(run_id=7, node_id=NODE + 1, node_config=node, state=RecordDict(), run_config=run_config)
+        assert build_client(context).min_clients == effective
+
+
 def test_a_second_flower_run_goes_on_after_the_last_round(tmp_path, reference):
     """One round, then the app submitted again with rounds=2: the same two rounds as `fedtrain run`."""
     setup = prepare(config(tmp_path, rounds=1), tmp_path / "run", hospitals_dir=tmp_path / "hospitals")

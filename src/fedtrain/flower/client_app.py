@@ -9,6 +9,8 @@ Node config (each SuperNode's own, never seen by the server):
   data-dir          the hospital's training images, <data-dir>/<class>/<image files>; without it the
                     client takes its part of the run's data set as `fedtrain run` splits it (the demo)
   device            cpu, cuda or auto (default: the run config's)
+  min-clients       the fewest clients this hospital accepts in a round, if more than the run config's
+                    (the run config comes from whoever submits the run)
 
 Flower runs each message in a fresh ClientApp process, so the Client is rebuilt for each message and
 takes up its state (round in progress, refusals, ...) from the node's Context, where it is put back
@@ -28,7 +30,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricR
 from flwr.clientapp import ClientApp
 
 from ..errors import ConfigError
-from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE,
+from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE, NODE_MIN_CLIENTS,
                      NODE_PRIVATE_KEY, NODE_SIGNING_KEY, NODE_VERIFIERS, RECORD_KEY, SIGNING_KEY_NAME,
                      TIMINGS_KEY, VERIFIERS_FILE, config_values, to_key)
 from .transport import pack, unpack
@@ -124,10 +126,15 @@ def build_client(context: Context):
     data, class_names = client_data(config, cid, node.get(NODE_DATA_DIR) or None,
                                     str(context.run_config.get(CLASS_NAMES_KEY, "")))
     device = resolve_device(str(node.get(NODE_DEVICE) or config.device))
+    # The run config comes from whoever submitted the run; a hospital's own floor for a round's size wins.
+    own_minimum = node.get(NODE_MIN_CLIENTS, 0)
+    if isinstance(own_minimum, bool) or not isinstance(own_minimum, int):
+        raise ConfigError(f"node config {NODE_MIN_CLIENTS!r} must be an integer, got {own_minimum!r}")
     return Client(cid, data, model_name=config.model, num_classes=len(class_names), training=config.training(),
                   device=device, seed=config.seed, private_key=key, run_id=config.run_id,
                   precompute=config.precompute, total_epochs=config.rounds * config.local_epochs,
-                  num_clients=config.clients, min_clients=config.min_clients, signer=signer, verifiers=verifiers)
+                  num_clients=config.clients, min_clients=max(config.min_clients, own_minimum), signer=signer,
+                  verifiers=verifiers)
 
 
 def client_data(config, cid: int, data_dir: str | None, class_names: str):

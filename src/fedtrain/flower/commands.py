@@ -62,6 +62,12 @@ def _add_flower_options(parser: argparse.ArgumentParser) -> None:
 
 def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: Callable) -> int:
     """Runs one of COMMANDS (make_config: the CLI's options -> RunConfig)."""
+    import importlib.util
+
+    if importlib.util.find_spec("flwr") is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"`fedtrain {args.command}` needs Flower: pip install 'fastpaillier[fl,flwr]' (flwr==1.42.0)")
     if args.command == "flower-evaluate":
         from .evaluate import evaluate_run
 

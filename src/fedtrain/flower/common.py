@@ -39,6 +39,7 @@ NODE_SIGNING_KEY = "signing-key-file"
 NODE_VERIFIERS = "verifiers-file"
 NODE_DATA_DIR = "data-dir"
 NODE_DEVICE = "device"
+NODE_MIN_CLIENTS = "min-clients"
 
 SIGNING_KEY_NAME = "signing_key_{cid}.bin"  # beside the private key file, one per client
 
