@@ -15,10 +15,11 @@ holds only the public table, can check who signed what without reading it.
 
 from __future__ import annotations
 
+import json
 import struct
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -40,6 +41,18 @@ class Signer:
     def public(self) -> Ed25519PublicKey:
         return self._key.public_key()
 
+    def to_bytes(self) -> bytes:
+        """The 32-byte Ed25519 private key, to hand to this client only (a file of mode 0600)."""
+        return self._key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                       serialization.NoEncryption())
+
+    @classmethod
+    def from_bytes(cls, cid: int, data: bytes) -> "Signer":
+        """Client `cid`'s signer from to_bytes()."""
+        if len(data) != 32:
+            raise ConfigError(f"a signing key is 32 bytes, got {len(data)}")
+        return cls(cid, Ed25519PrivateKey.from_private_bytes(data))
+
     def sign(self, payload: bytes, context: str) -> bytes:
         """`payload` with this client's id and signature appended, bound to `context`."""
         signer = _SIGNER.pack(self.cid)
@@ -51,6 +64,21 @@ class Verifiers:
 
     def __init__(self, keys: dict[int, Ed25519PublicKey]) -> None:
         self._keys = dict(keys)
+
+    def to_json(self) -> str:
+        """The table as JSON: {"client id": "hex of the 32-byte public key"}."""
+        raw = {str(cid): key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+               for cid, key in sorted(self._keys.items())}
+        return json.dumps({"ed25519": raw}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Verifiers":
+        """The table written by to_json(); ConfigError if it is not one."""
+        try:
+            raw = json.loads(text)["ed25519"]
+            return cls({int(cid): Ed25519PublicKey.from_public_bytes(bytes.fromhex(key)) for cid, key in raw.items()})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"not a table of verification keys: {exc}") from None
 
     def open(self, blob: bytes, context: str, *, allowed: set[int] | None = None) -> tuple[int, bytes]:
         """(signer id, payload) of a signed blob; ProtocolError unless a client in `allowed` signed it for `context`."""

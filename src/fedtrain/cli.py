@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--round", type=int, default=None,
                          help="with a run directory: the round's model (default: the last checkpoint)")
     predict.add_argument("--out", default="predictions.csv", help="CSV file to write (never overwritten)")
+    from .flower.commands import add_flower_commands
+
+    add_flower_commands(sub, _add_run_options, _Defaults)
     return parser
 
 
@@ -332,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "predict":
             return _predict(args)
+        if args.command.startswith("flower-"):
+            from .flower.commands import run_flower_command
+
+            return run_flower_command(args, argv, _config)
         from .report import write_report
 
         print(f"Report: {write_report(args.run_dir)}")

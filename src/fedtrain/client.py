@@ -484,6 +484,52 @@ class Client:
             raise ProtocolError(f"round {r} was refused: {self._state['failed']}")
         return self._state
 
+    # -- what a client carries from one message to the next ------------------
+    def export_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The client's state between messages: (JSON-able fields, named arrays); no key material.
+
+        A Flower ClientApp handles each message in a fresh process: it keeps this in its Context's
+        state (held by the hospital's SuperNode, never sent to the SuperLink) and hands it to
+        `restore_state` of the client it builds for the next message.  Covers the round in progress
+        (plan, survivors, steps answered, the local update), the rounds this client decrypted in, the
+        last round started, the refusals and the round's timings.  DP-SGD's accountant is not covered.
+        """
+        if self.dp is not None:
+            raise ConfigError("a DP-SGD client's accountant cannot be carried between messages; "
+                              "use privacy 'paillier'")
+        fields: dict[str, list] = {}
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in self._state.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"state.{name}"] = value
+            elif isinstance(value, EncodingPlan):
+                fields[name] = ["plan", dataclasses.asdict(value)]
+            elif isinstance(value, (set, frozenset)):
+                fields[name] = ["set", sorted(value)]
+            else:
+                fields[name] = ["value", list(value) if isinstance(value, tuple) else value]
+        if self._last_global is not None:
+            arrays["last_global"] = self._last_global
+        meta = {"state": fields, "signers": {str(r): sorted(c) for r, c in self._signers.items()},
+                "last_start": list(self._last_start), "refusals": [list(r) for r in self.refusals],
+                "timings": dict(self.timings), "cpu_timings": dict(self.cpu_timings)}
+        return json.loads(json.dumps(meta)), arrays
+
+    def restore_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Takes up the state export_state() gave (of this client, in this run)."""
+        state: dict = {}
+        for name, (tag, value) in meta["state"].items():
+            state[name] = EncodingPlan(**value) if tag == "plan" else set(value) if tag == "set" else value
+        for key, array in arrays.items():
+            if key.startswith("state."):
+                state[key[len("state."):]] = np.array(array, copy=True)
+        self._state = state
+        self._last_global = np.array(arrays["last_global"], copy=True) if "last_global" in arrays else None
+        self._signers = {int(r): set(c) for r, c in meta["signers"].items()}
+        self._last_start = (int(meta["last_start"][0]), int(meta["last_start"][1]))
+        self.refusals = [(int(r), str(k), str(why)) for r, k, why in meta["refusals"]]
+        self.timings, self.cpu_timings = dict(meta["timings"]), dict(meta["cpu_timings"])
+
     def seal_global(self, vector: np.ndarray, model_round: int) -> bytes:
         """A 'global' message for the server holding `vector` sealed (used when resuming a run)."""
         return self._global_reply(model_round, OK, vector).to_bytes()

@@ -1,7 +1,8 @@
 """FedAvg as pure functions over flat float vectors: client weights, the weighted mean, model layout.
 
-Imports no torch (the command line checks its options with this module before torch is loaded):
-the functions that take state dicts use the tensors' own methods, or import torch when called.
+Imports no torch: the command line checks its options with this module before torch is loaded, and
+the aggregation server (the Flower ServerApp included), which adds vectors and ciphertexts only, runs
+without it; the functions that take state dicts use the tensors' own methods, or import torch when called.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from .report import load_metrics, predictions_path, write_report
 from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
 from .paths import atomic_write as _atomic_write
 from .protocol import report_context
+from .rounds import drop_reason as _drop_reason, run_round, run_round_with_retries  # noqa: F401 (re-exported)
 from .sealing import SealingKey, SignedSealing
 from .server import Server, select_clients
 from .split_learning import SplitLearning, resolve_cut
@@ -104,6 +105,10 @@ class InProcessTransport:
             raise outcome["error"]
         return outcome["reply"]
 
+    def client_timings(self, cid: int) -> tuple[dict[str, float], dict[str, float]]:
+        """(wall, CPU) seconds per phase of client `cid` in its current round (rounds.Transport)."""
+        return self.clients[cid].timings, self.clients[cid].cpu_timings
+
     def exchange(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
         """Delivers each message and collects the replies that came back in time (the rest in `failures`)."""
         replies = {}
@@ -121,75 +126,6 @@ class InProcessTransport:
             else:
                 replies[cid] = reply
         return replies
-
-
-def _drop_reason(server_reason: str, transport_reason: str | None) -> str:
-    """Why a client was dropped: the transport's reason where it has one, with the server's phase."""
-    if transport_reason is None:
-        return server_reason
-    phase = server_reason.split(": ", 1)[0] + ": " if server_reason.startswith("during ") else ""
-    return phase + transport_reason
-
-
-def run_round(server: Server, transport: InProcessTransport, round_: int, attempt: int = 0) -> dict[str, Any]:
-    """One try of a round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
-    transport.reset()
-    server_time, server_cpu = 0.0, 0.0
-    t0 = time.perf_counter()
-    outgoing = server.start_round(round_, attempt)
-    selected = sorted(outgoing)
-    replies = transport.exchange(outgoing)
-
-    def serve(step, *args):
-        nonlocal server_time, server_cpu
-        t, c = time.perf_counter(), time.process_time()
-        out = step(*args)
-        server_time += time.perf_counter() - t
-        server_cpu += time.process_time() - c
-        return out
-
-    try:
-        if server.secure:
-            replies = transport.exchange(serve(server.on_stats, round_, replies))
-            outgoing = serve(server.on_updates, round_, replies)
-            while server.redoing_sums:  # clients lost during the update: the survivors' sums again
-                outgoing = serve(server.on_updates, round_, transport.exchange(outgoing))
-            outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
-            while server.retrying:  # decryptors lost: other survivors decrypt their chunks
-                outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
-            while outgoing:  # the leader assembles the model; a lost leader hands over to the next survivor
-                (leader, data), = outgoing.items()
-                outgoing = serve(server.on_global, round_, transport.exchange(outgoing).get(leader))
-        else:
-            serve(server.on_updates, round_, replies)
-    except ProtocolError as exc:
-        if not transport.failures:
-            raise
-        message = f"{exc} (replies dropped by the transport: {transport.failures})"
-        if isinstance(exc, RoundFailed):
-            raise RoundFailed(message, retryable=exc.retryable) from exc
-        raise ProtocolError(message) from exc
-    dropped = {c: _drop_reason(why, transport.failures.get(c)) for c, why in server.dropped.items()} \
-        if server.secure else {}
-    wall = time.perf_counter() - t0
-    phases = ("train", "encrypt", "decrypt")
-    totals = {p: sum(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
-    slowest = {p: max(transport.clients[c].timings.get(p, 0.0) for c in selected) for p in phases}
-    cpu = {p: sum(transport.clients[c].cpu_timings.get(p, 0.0) for c in selected) for p in phases}
-    return {
-        "selected_clients": selected,
-        "timings": {"train": totals["train"], "encrypt": totals["encrypt"], "aggregate": server_time,
-                    "decrypt": totals["decrypt"]},
-        "critical_path": {**slowest, "aggregate": server_time,
-                          "round": sum(slowest.values()) + server_time},
-        "cpu_seconds": {**cpu, "aggregate": server_cpu},
-        "round_wall": wall,
-        "survivors": server.participants if server.secure else selected,
-        "leader": server.leader if server.secure else None,
-        "dropped": {str(c): why for c, why in sorted(dropped.items())},
-        "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
-                  "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
-    }
 
 
 class Evaluator:
@@ -579,25 +515,8 @@ class PlainShadow:
 
 def _run_round_with_retries(ctx: RunContext, r: int) -> dict[str, Any]:
     """Round r, tried again with a new selection (up to --round-attempts) while it fails before decryption."""
-    failures: list[dict[str, Any]] = []
-    for attempt in range(ctx.config.round_attempts):
-        try:
-            result = run_round(ctx.server, ctx.transport, r, attempt)
-        except RoundFailed as exc:
-            dropped = {str(c): _drop_reason(why, ctx.transport.failures.get(c))
-                       for c, why in sorted(ctx.server.dropped.items())}
-            failures.append({"attempt": attempt, "selected": ctx.server.announced, "dropped": dropped,
-                             "error": str(exc)})
-            if not exc.retryable:
-                raise RoundFailed(f"{exc}; the run stops after round {r - 1} (resume it with `fedtrain run "
-                                  f"--resume {ctx.out_dir}` once the clients are back)", retryable=False) from exc
-            log.warning("round %d, try %d of %d failed: %s", r, attempt + 1, ctx.config.round_attempts, exc)
-            continue
-        result["attempts"], result["failed_attempts"] = attempt + 1, failures
-        return result
-    raise RoundFailed(f"round {r} failed {len(failures)} times (--round-attempts {ctx.config.round_attempts}), last: "
-                      f"{failures[-1]['error']}; the run stops after round {r - 1} (resume it with `fedtrain run "
-                      f"--resume {ctx.out_dir}` once the clients are back)", retryable=False)
+    return run_round_with_retries(ctx.server, ctx.transport, r, ctx.config.round_attempts,
+                                  f"resume it with `fedtrain run --resume {ctx.out_dir}` once the clients are back")
 
 
 def run_rounds(ctx: RunContext, *, on_round: Callable[[dict], None] | None = None) -> list[dict]:

@@ -1,0 +1,183 @@
+"""The Flower ClientApp of fedtrain: one hospital's `fedtrain.client.Client`, answering the ServerApp's messages.
+
+Node config (each SuperNode's own, never seen by the server):
+  client-id         the hospital's fedtrain client id (0 .. clients-1); in Flower's simulation engine
+                    the node's partition-id is used when it is absent
+  private-key-file  the clients' shared Paillier private key (clients_private_key.bin); beside it
+                    signing_key_<client-id>.bin (this client's own signing key) and verifiers.json
+                    (everyone's verification keys), unless signing-key-file / verifiers-file say otherwise
+  data-dir          the hospital's training images, <data-dir>/<class>/<image files>; without it the
+                    client takes its part of the run's data set as `fedtrain run` splits it (the demo)
+  device            cpu, cuda or auto (default: the run config's)
+  min-clients       the fewest clients this hospital accepts in a round, if more than the run config's
+                    (the run config comes from whoever submits the run)
+
+Flower runs each message in a fresh ClientApp process, so the Client is rebuilt for each message and
+takes up its state (round in progress, refusals, ...) from the node's Context, where it is put back
+after the message: on the SuperNode, never sent to the SuperLink.  Key files are read from disk and
+never enter the Context.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from ..errors import ConfigError
+from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE, NODE_MIN_CLIENTS,
+                     NODE_PRIVATE_KEY, NODE_SIGNING_KEY, NODE_VERIFIERS, RECORD_KEY, SIGNING_KEY_NAME,
+                     TIMINGS_KEY, VERIFIERS_FILE, config_values, to_key)
+from .transport import pack, unpack
+
+STATE_META = "fedtrain.client-state"
+STATE_ARRAYS = "fedtrain.client-arrays"
+
+app = ClientApp()
+
+
+@app.query("fedtrain")
+def hello(msg: Message, context: Context) -> Message:
+    """Says which fedtrain client this node is (the ServerApp maps client ids to node ids with it)."""
+    return Message(RecordDict({HELLO_KEY: ConfigRecord({NODE_CLIENT_ID: client_id(context)})}), reply_to=msg)
+
+
+@app.train("fedtrain")
+def train(msg: Message, context: Context) -> Message:
+    """Handles one protocol message with the hospital's Client; the reply goes back as the Message's content."""
+    client = build_client(context)
+    restore(client, context.state)
+    data = unpack(msg.content)
+    reply = client.handle(data) if data is not None else None
+    save(client, context.state)
+    content = RecordDict({TIMINGS_KEY: MetricRecord(
+        {**{k: float(v) for k, v in client.timings.items()},
+         **{f"cpu.{k}": float(v) for k, v in client.cpu_timings.items()}})})
+    if reply is not None:
+        content[RECORD_KEY] = pack(reply)
+    return Message(content, reply_to=msg)
+
+
+def client_id(context: Context) -> int:
+    node = context.node_config
+    value = node.get(NODE_CLIENT_ID, node.get("partition-id"))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"node config {NODE_CLIENT_ID!r} must be the hospital's client id (an integer), "
+                          f"got {value!r}")
+    return value
+
+
+# The run options a client uses (all of them are in the app's run config, written by `fedtrain flower-setup`).
+CLIENT_OPTIONS = ("clients", "model", "seed", "insecure_keys", "run_id", "precompute", "rounds", "local_epochs",
+                  "min_clients", "privacy", "device", "data", "image_size", "test_fraction", "demo_train_per_class",
+                  "demo_test_per_class", "partition", "alpha", "batch_size", "lr", "optimizer", "momentum", "amp",
+                  "bn_stats")
+
+
+def run_config(context: Context) -> SimpleNamespace:
+    """The run options of the Flower run config that a client uses (not runner.RunConfig: its imports are heavy,
+    and a ClientApp process is started for every message)."""
+    from ..training import LocalTrainingConfig
+
+    values = config_values(dict(context.run_config))
+    missing = [name for name in CLIENT_OPTIONS if name not in values]
+    if missing:
+        raise ConfigError(f"the Flower run config lacks {', '.join(map(to_key, missing))}; make the app with "
+                          "`fedtrain flower-setup`")
+    config = SimpleNamespace(**{name: values[name] for name in CLIENT_OPTIONS})
+    if config.privacy != "paillier":
+        raise ConfigError("fedtrain on Flower runs the secure round only (privacy 'paillier')")
+    training = LocalTrainingConfig(epochs=config.local_epochs, batch_size=config.batch_size, lr=config.lr,
+                                   optimizer=config.optimizer, momentum=config.momentum, amp=config.amp,
+                                   bn_stats=config.bn_stats)
+    config.training = lambda: training
+    return config
+
+
+def build_client(context: Context):
+    """The hospital's Client, from the run config and its node config (keys and data read from disk)."""
+    import torch  # noqa: F401 - the client's side needs it
+
+    from ..authentication import Signer, Verifiers
+    from ..client import Client
+    from ..training import resolve_device
+    import fastpaillier as fp
+
+    config = run_config(context)
+    cid = client_id(context)
+    if not 0 <= cid < config.clients:
+        raise ConfigError(f"node config {NODE_CLIENT_ID} = {cid} is not one of the run's {config.clients} clients")
+    node = context.node_config
+    # Flower's simulation engine gives nodes no config of their own: there (one machine) the run config may name it.
+    key_file = str(node.get(NODE_PRIVATE_KEY) or context.run_config.get(NODE_PRIVATE_KEY, ""))
+    if not key_file:
+        raise ConfigError(f"node config {NODE_PRIVATE_KEY!r} must name the clients' private key file")
+    key_path = Path(key_file).expanduser()
+    signing = Path(str(node.get(NODE_SIGNING_KEY) or key_path.parent / SIGNING_KEY_NAME.format(cid=cid)))
+    verifiers_path = Path(str(node.get(NODE_VERIFIERS) or key_path.parent / VERIFIERS_FILE))
+    key = fp.PrivateKey.load(key_path, insecure=config.insecure_keys)
+    signer = Signer.from_bytes(cid, signing.expanduser().read_bytes())
+    verifiers = Verifiers.from_json(verifiers_path.expanduser().read_text())
+    data, class_names = client_data(config, cid, node.get(NODE_DATA_DIR) or None,
+                                    str(context.run_config.get(CLASS_NAMES_KEY, "")))
+    device = resolve_device(str(node.get(NODE_DEVICE) or config.device))
+    # The run config comes from whoever submitted the run; a hospital's own floor for a round's size wins.
+    own_minimum = node.get(NODE_MIN_CLIENTS, 0)
+    if isinstance(own_minimum, bool) or not isinstance(own_minimum, int):
+        raise ConfigError(f"node config {NODE_MIN_CLIENTS!r} must be an integer, got {own_minimum!r}")
+    return Client(cid, data, model_name=config.model, num_classes=len(class_names), training=config.training(),
+                  device=device, seed=config.seed, private_key=key, run_id=config.run_id,
+                  precompute=config.precompute, total_epochs=config.rounds * config.local_epochs,
+                  num_clients=config.clients, min_clients=max(config.min_clients, own_minimum), signer=signer,
+                  verifiers=verifiers)
+
+
+def client_data(config, cid: int, data_dir: str | None, class_names: str):
+    """(training images, class names) of client `cid`: its own folder, or its part of the run's data set."""
+    names = tuple(n for n in class_names.split(",") if n) if class_names else None
+    if data_dir is not None:
+        from .data import load_hospital_folder
+
+        if names is None:
+            raise ConfigError(f"run config {CLASS_NAMES_KEY!r} must list the classes when a node has a data folder")
+        return load_hospital_folder(data_dir, names, config.image_size), names
+    train, found = _partitioned(config.data, config.image_size, config.test_fraction, config.seed,
+                                config.demo_train_per_class, config.demo_test_per_class, config.clients,
+                                config.partition, config.alpha)
+    if names is not None and names != found:
+        raise ConfigError(f"the data set has classes {list(found)}, the run config {list(names)}")
+    return train[cid], found
+
+
+@lru_cache(maxsize=2)
+def _partitioned(data: str | None, image_size: int, test_fraction: float, seed: int, train_per_class: int,
+                 test_per_class: int, clients: int, scheme: str, alpha: float):
+    """Every client's part of the run's training set, as `fedtrain run` splits it (cached per process)."""
+    from ..data import load_data
+    from ..partition import partition
+
+    bundle = load_data(data, image_size=image_size, test_fraction=test_fraction, seed=seed,
+                       demo_train_per_class=train_per_class, demo_test_per_class=test_per_class)
+    parts = partition(bundle.train.labels, clients, scheme=scheme, alpha=alpha, seed=seed)
+    return [bundle.train.subset(idx) for idx in parts], bundle.class_names
+
+
+def save(client, state: RecordDict) -> None:
+    """The client's state into the node's Context (JSON fields and arrays; no key material)."""
+    meta, arrays = client.export_state()
+    state[STATE_META] = ConfigRecord({"json": json.dumps(meta)})
+    state[STATE_ARRAYS] = ArrayRecord({name: Array(np.ascontiguousarray(a)) for name, a in arrays.items()})
+
+
+def restore(client, state: RecordDict) -> None:
+    """The client's state from the node's Context, if an earlier message left one."""
+    if STATE_META not in state:
+        return
+    meta = json.loads(str(state[STATE_META]["json"]))
+    arrays = {name: array.numpy() for name, array in state[STATE_ARRAYS].items()} if STATE_ARRAYS in state else {}
+    client.restore_state(meta, arrays)
