@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from ..config import RunConfig
 from ..errors import ConfigError
 from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE, NODE_MIN_CLIENTS,
                      NODE_PRIVATE_KEY, NODE_SIGNING_KEY, NODE_VERIFIERS, RECORD_KEY, SIGNING_KEY_NAME,
@@ -79,23 +79,16 @@ CLIENT_OPTIONS = ("clients", "model", "seed", "insecure_keys", "run_id", "precom
                   "bn_stats")
 
 
-def run_config(context: Context) -> SimpleNamespace:
-    """The run options of the Flower run config that a client uses (not runner.RunConfig: its imports are heavy,
-    and a ClientApp process is started for every message)."""
-    from ..training import LocalTrainingConfig
-
+def run_config(context: Context) -> RunConfig:
+    """The run options of the Flower run config that a client uses (the others keep RunConfig's defaults)."""
     values = config_values(dict(context.run_config))
     missing = [name for name in CLIENT_OPTIONS if name not in values]
     if missing:
         raise ConfigError(f"the Flower run config lacks {', '.join(map(to_key, missing))}; make the app with "
                           "`fedtrain flower-setup`")
-    config = SimpleNamespace(**{name: values[name] for name in CLIENT_OPTIONS})
+    config = RunConfig.from_dict({name: values[name] for name in CLIENT_OPTIONS})
     if config.privacy != "paillier":
         raise ConfigError("fedtrain on Flower runs the secure round only (privacy 'paillier')")
-    training = LocalTrainingConfig(epochs=config.local_epochs, batch_size=config.batch_size, lr=config.lr,
-                                   optimizer=config.optimizer, momentum=config.momentum, amp=config.amp,
-                                   bn_stats=config.bn_stats)
-    config.training = lambda: training
     return config
 
 
