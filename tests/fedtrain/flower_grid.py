@@ -21,6 +21,9 @@ from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
 from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
 from flwr.supercore.task_identity import TaskIdentity
 
+from fedtrain.messages import Message as FedMessage
+from fedtrain.runner import InProcessTransport
+
 SERVER_NODE_ID = 1 << 60
 
 
@@ -90,3 +93,18 @@ class LocalGrid(Grid):
 
     def send_and_receive(self, messages, *, timeout=None):
         return self.pull_messages(self.push_messages(messages))
+
+
+class LosingTransport(InProcessTransport):
+    """In-process transport on which `cid` goes away at message `kind` of round `round_` (and stays away)."""
+
+    def __init__(self, clients, cid: int, round_: int, kind: str) -> None:
+        super().__init__(clients)
+        self.lost, self.at, self.gone = cid, (round_, kind), False
+
+    def deliver(self, cid, data):
+        message = FedMessage.from_bytes(data)
+        if cid == self.lost and (self.gone or (message.round, message.kind) == self.at):
+            self.gone = True
+            raise ConnectionError("went away")
+        return super().deliver(cid, data)

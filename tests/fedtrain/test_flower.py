@@ -33,9 +33,9 @@ from fedtrain.flower.prepare import FlowerSetup, prepare  # noqa: E402
 from fedtrain.flower.server_app import serve  # noqa: E402
 from fedtrain.flower.transport import discover, refresh  # noqa: E402
 from fedtrain.messages import Message as FedMessage  # noqa: E402
-from fedtrain.runner import InProcessTransport, RunConfig, run_rounds, setup_run  # noqa: E402
+from fedtrain.runner import RunConfig, run_rounds, setup_run  # noqa: E402
 
-from flower_grid import SERVER_NODE_ID, LocalGrid, app_run_config  # noqa: E402
+from flower_grid import SERVER_NODE_ID, LocalGrid, LosingTransport, app_run_config  # noqa: E402
 
 TINY = dict(model="smallcnn", image_size=32, demo_train_per_class=4, demo_test_per_class=2, clients=3,
             key_bits=512, insecure_keys=True, rounds=2, min_clients=2, seed=0, privacy="paillier")
@@ -70,21 +70,6 @@ def assert_same_run(run_dir: Path, reference: Path, rounds: int = 2) -> None:
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), f"round {r}"
     for ours, theirs in zip(metrics(run_dir), metrics(reference), strict=True):
         assert {k: ours[k] for k in COMPARED} == {k: theirs[k] for k in COMPARED}, ours["round"]
-
-
-class FailingTransport(InProcessTransport):
-    """In-process transport on which `cid` goes away at `kind` of round `round_` (no reply from then on)."""
-
-    def __init__(self, clients, cid: int, round_: int, kind: str) -> None:
-        super().__init__(clients)
-        self.lost, self.at, self.gone = cid, (round_, kind), False
-
-    def deliver(self, cid, data):
-        message = FedMessage.from_bytes(data)
-        if cid == self.lost and (self.gone or (message.round, message.kind) == self.at):
-            self.gone = True
-            raise ConnectionError("went away")
-        return super().deliver(cid, data)
 
 
 def in_process(tmp: Path, transport=None, **changes) -> Path:
@@ -189,7 +174,7 @@ def test_a_lost_node_leaves_the_round_to_the_rest_as_in_process(tmp_path):
     assert records[0]["dropped"] == {} and records[1]["survivors"] == [0, 1]
     assert list(records[1]["dropped"]) == ["2"] and "deadline" in records[1]["dropped"]["2"]
     reference = in_process(tmp_path / "in-process",
-                           transport=lambda clients: FailingTransport(clients, 2, 2, "round_start"))
+                           transport=lambda clients: LosingTransport(clients, 2, 2, "round_start"))
     for r in (1, 2):
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), r
 

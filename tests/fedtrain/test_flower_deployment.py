@@ -24,8 +24,9 @@ from fedtrain.flower.common import read_events  # noqa: E402
 from fedtrain.flower.evaluate import evaluate_run  # noqa: E402
 from fedtrain.flower.local import FlowerRunError, LocalFederation, _alive, run_local  # noqa: E402
 from fedtrain.flower.prepare import prepare  # noqa: E402
-from fedtrain.messages import Message  # noqa: E402
-from fedtrain.runner import InProcessTransport, RunConfig, run_rounds, setup_run  # noqa: E402
+from fedtrain.runner import RunConfig, run_rounds, setup_run  # noqa: E402
+
+from flower_grid import LosingTransport  # noqa: E402
 
 TINY = dict(model="smallcnn", image_size=32, demo_train_per_class=4, demo_test_per_class=2, clients=3,
             key_bits=512, insecure_keys=True, rounds=2, min_clients=2, seed=0, privacy="paillier")
@@ -45,21 +46,6 @@ def checkpoint(run_dir: Path, round_: int) -> torch.Tensor:
 
 def metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-class LosingTransport(InProcessTransport):
-    """In-process transport on which `cid` goes away at message `kind` of round `round_` (and stays away)."""
-
-    def __init__(self, clients, cid: int, round_: int, kind: str) -> None:
-        super().__init__(clients)
-        self.lost, self.at, self.gone = cid, (round_, kind), False
-
-    def deliver(self, cid, data):
-        message = Message.from_bytes(data)
-        if cid == self.lost and (self.gone or (message.round, message.kind) == self.at):
-            self.gone = True
-            raise ConnectionError("went away")
-        return super().deliver(cid, data)
 
 
 def in_process(tmp: Path, lose: tuple[int, int, str] | None = None, **changes) -> Path:
