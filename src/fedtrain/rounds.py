@@ -46,6 +46,11 @@ def drop_reason(server_reason: str, transport_reason: str | None) -> str:
     return phase + transport_reason
 
 
+def dropped_clients(server: Server, transport: Transport) -> dict[str, str]:
+    """The clients dropped from the current try of the round (id as a string), each with phase and reason."""
+    return {str(c): drop_reason(why, transport.failures.get(c)) for c, why in sorted(server.dropped.items())}
+
+
 def run_round(server: Server, transport: Transport, round_: int, attempt: int = 0) -> dict[str, Any]:
     """One try of a round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
     transport.reset()
@@ -84,8 +89,6 @@ def run_round(server: Server, transport: Transport, round_: int, attempt: int = 
         if isinstance(exc, RoundFailed):
             raise RoundFailed(message, retryable=exc.retryable) from exc
         raise ProtocolError(message) from exc
-    dropped = {c: drop_reason(why, transport.failures.get(c)) for c, why in server.dropped.items()} \
-        if server.secure else {}
     wall = time.perf_counter() - t0
     reported = {c: transport.client_timings(c) for c in selected}
     totals = {p: sum(reported[c][0].get(p, 0.0) for c in selected) for p in PHASES}
@@ -101,7 +104,7 @@ def run_round(server: Server, transport: Transport, round_: int, attempt: int = 
         "round_wall": wall,
         "survivors": server.participants if server.secure else selected,
         "leader": server.leader if server.secure else None,
-        "dropped": {str(c): why for c, why in sorted(dropped.items())},
+        "dropped": dropped_clients(server, transport) if server.secure else {},
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
     }
@@ -118,9 +121,8 @@ def run_round_with_retries(server: Server, transport: Transport, r: int, attempt
         try:
             result = run_round(server, transport, r, attempt)
         except RoundFailed as exc:
-            dropped = {str(c): drop_reason(why, transport.failures.get(c))
-                       for c, why in sorted(server.dropped.items())}
-            failures.append({"attempt": attempt, "selected": server.announced, "dropped": dropped,
+            failures.append({"attempt": attempt, "selected": server.announced,
+                             "dropped": dropped_clients(server, transport),
                              "error": str(exc)})
             if not exc.retryable:
                 raise RoundFailed(f"{exc}; the run stops after round {r - 1} ({resume_hint})",

@@ -40,7 +40,7 @@ from .report import load_metrics, predictions_path, write_report
 from .authentication import DEALER_SECRET_BYTES, derive_all, new_dealer_secret
 from .paths import atomic_write as _atomic_write
 from .protocol import report_context
-from .rounds import drop_reason as _drop_reason, run_round, run_round_with_retries  # noqa: F401 (re-exported)
+from .rounds import run_round, run_round_with_retries  # noqa: F401 (run_round re-exported)
 from .sealing import SealingKey, SignedSealing
 from .server import Server, select_clients
 from .split_learning import SplitLearning, resolve_cut
