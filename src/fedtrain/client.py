@@ -28,9 +28,10 @@ from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, un
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .models import build_model
 from .progress import PhaseEnd, PhaseHook, step_name
-from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, check_array, global_context, guarded, int_field, is_int,
-                       load_array, parse_decrypt_request, parse_global, parse_round_start, parse_shares,
-                       parse_stats_sum, report_context, share_context)
+from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, PREVIOUS_GLOBAL, SEAL_PREVIOUS, check_array,
+                       decryptors_of, global_context, guarded, int_field, is_int, load_array, parse_decrypt_request,
+                       parse_global, parse_round_start, parse_shares, parse_stats_sum, report_context, share_context,
+                       shares_of)
 from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import (EncodingPlan, chunk_bounds, quantize, rounding_bound, rounding_rng,
                                  scale_statistics, scaled_update, scales_from_statistics, tensor_max_abs, unscale)
@@ -153,6 +154,8 @@ class Client:
         self._state: dict = {}
         self._last_start = (0, 0)  # (round, attempt) last started: each starts once, and in order
         self._last_global: np.ndarray | None = None
+        # (round, model, status byte) this client assembled from a folded start's slices (reused by a new try)
+        self._assembled: tuple[int, np.ndarray, bytes] | None = None
         self.refusals: list[tuple[int, str, str]] = []  # (round, message kind, reason), kept by the client only
         self.timings: dict[str, float] = {}
         self.cpu_timings: dict[str, float] = {}  # CPU seconds of this process (all threads), per phase
@@ -177,6 +180,7 @@ class Client:
             self.refusals.append((-1, "?", str(exc)))
             return None  # not even a message: its sender knows that, and learns nothing from silence
         self._step = (message.round, message.kind)  # names the steps in the phase events (progress only)
+        seal_previous = message.fields.pop(SEAL_PREVIOUS, None) is True and self._key is not None
         handler = {"round_start": self._on_round_start, "stats_sum": self._on_stats_sum,
                    "decrypt_request": self._on_decrypt_request, "shares": self._on_shares}.get(message.kind)
         if handler is None:
@@ -190,7 +194,23 @@ class Client:
             if self._key is None:
                 raise
             reply = guarded(self._decoy)(message, str(exc))
+        if reply is not None and seal_previous:
+            reply.blobs[PREVIOUS_GLOBAL] = self._seal_start_model(message.round)
         return None if reply is None else reply.to_bytes()
+
+    def _seal_start_model(self, r: int) -> bytes:
+        """The model this client started round r from, sealed as round r - 1's global model (folded rounds).
+
+        The server asks one client of a folded round for it, to keep the previous round's model; a client
+        without one (it refused the round's start) seals its last model flagged REFUSED, of the same size.
+        """
+        state = self._state if self._state.get("round") == r else {}
+        vector, status = state.get("global"), REFUSED if state.get("start_refused") else OK
+        if vector is None:
+            vector, status = self._last_global, REFUSED
+        if vector is None:
+            vector = np.zeros(self.models.layout.size, dtype=np.float32)
+        return self._sealing.seal(status + vector_to_bytes(vector), global_context(r - 1))
 
     # -- refusals: decoys of the size and timing class of the real reply ------
     def _refuse(self, r: int, kind: str, reason: str) -> None:
@@ -281,7 +301,7 @@ class Client:
                                 f"{r} was already in an aggregate that was decrypted; a round restarts only before "
                                 "decryption")
         self._last_start = start_key
-        self._state = {"round": r, "answered": {"round_start"}}
+        previous, self._state = self._state, {"round": r, "answered": {"round_start"}}
         settings = parse_round_start(message, self.num_clients)
         plan = EncodingPlan(settings.value_bits, len(settings.selected), rounding=settings.rounding,
                             weighted=settings.avg == "weighted", headroom=self._headroom)
@@ -294,12 +314,19 @@ class Client:
         if self._key is not None and settings.privacy != "paillier":
             raise ProtocolError(f"'round_start' message field 'privacy' = {settings.privacy!r}: a key-holding client "
                                 "sends its update encrypted only")
-        if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
-            raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must arrive "
-                                "sealed")
-        opened = open_global_model(message, self._sealing, self.models.layout.size,
-                                   sealed_by=self._signers.get(settings.model_round))
-        global_vector, model_round = opened.vector, opened.model_round
+        status = OK
+        if settings.decryptors is not None:  # folded: this client assembles round r - 1's model from its slices
+            if self._key is None:
+                raise ProtocolError("a folded 'round_start' carries sealed slices, but this client holds no key")
+            global_vector, status = self._assemble_folded(message, settings, previous)
+            model_round = settings.model_round
+        else:
+            if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
+                raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must "
+                                    "arrive sealed")
+            opened = open_global_model(message, self._sealing, self.models.layout.size,
+                                       sealed_by=self._signers.get(settings.model_round))
+            global_vector, model_round = opened.vector, opened.model_round
         if model_round != r - 1:
             raise ProtocolError(f"round {r} started from a model of round {model_round}")
         self._last_global = global_vector
@@ -338,7 +365,7 @@ class Client:
             self._refuse(r, "round_start", str(exc))
             count, stats, report = 0, np.zeros(self.models.layout.num_tensors), {"client": self.cid,
                                                                                  "refused": True}
-        self._state.update({"global": global_vector, "delta": delta, "count": count})
+        self._state.update({"global": global_vector, "start_refused": status == REFUSED, "delta": delta, "count": count})
         reply = self._stats_reply(r, plan, count, stats, report)
         self._tick("encrypt", start)
         return reply
@@ -439,14 +466,49 @@ class Client:
         r = message.round
         state = self._require_state(r, "shares")
         start = _now()
+        shares, decryptors, leader = parse_shares(message, r, state["selected"])
+        if leader != self.cid:
+            raise ProtocolError(f"'shares' message field 'leader' = {leader}: it was sent to client {self.cid}")
+        reply = self._global_reply(r, OK, self._assemble(state, r, shares, decryptors))
+        self._tick("decrypt", start)
+        return reply
+
+    def _assemble_folded(self, message: Message, settings, previous: dict) -> tuple[np.ndarray, bytes]:
+        """(round r - 1's model, status byte) from a folded start's slices and this client's round r - 1 state.
+
+        Whatever fails here is answered as the leader of an unfolded round answers it: the round's start
+        model, flagged REFUSED (the caller trains from it).  A new try of the round reuses the first result.
+        """
+        prior = settings.model_round
+        if self._assembled is not None and self._assembled[0] == prior:
+            return self._assembled[1], self._assembled[2]
+        if previous.get("round") != prior or "decrypt_request" not in previous.get("answered", ()) \
+                or "shares" in previous.get("answered", ()):
+            raise ProtocolError(f"a folded 'round_start' of round {settings.round} went to client {self.cid}, "
+                                f"which did not decrypt in round {prior} (or assembled its model already)")
+        try:
+            if previous.get("failed"):
+                raise ProtocolError(f"round {prior} was refused: {previous['failed']}")
+            survivors = previous["selected"]
+            decryptors = decryptors_of(message, survivors)
+            vector, status = self._assemble(previous, prior, shares_of(message, survivors), decryptors), OK
+        except ProtocolError as exc:
+            self.refusals.append((prior, "round_start", f"assembling round {prior}'s model: {exc}"))
+            vector = previous.get("global", self._last_global)
+            if vector is None:
+                vector = np.zeros(self.models.layout.size, dtype=np.float32)
+            status = REFUSED
+        previous["answered"].add("shares")
+        self._assembled = (prior, vector, status)
+        return vector, status
+
+    def _assemble(self, state: dict, r: int, shares: dict[int, bytes], decryptors: list[int]) -> np.ndarray:
+        """Round r's new global model from its sealed slices (each signed by its decryptor) and the round's state."""
         plan: EncodingPlan = state["plan"]
         size = self.models.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
         bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
-        shares, decryptors, leader = parse_shares(message, r, state["selected"])
-        if leader != self.cid:
-            raise ProtocolError(f"'shares' message field 'leader' = {leader}: it was sent to client {self.cid}")
         refused = []
         for j, (a, b) in enumerate(bounds):
             raw = self._sealing.open(shares[j], share_context(r, j), allowed={decryptors[j]})
@@ -462,9 +524,7 @@ class Client:
         new_global = clamp_variances(apply_delta(state["global"], delta), self.models.layout)
         if not np.all(np.isfinite(new_global)):
             raise ProtocolError(f"the decrypted slices of round {r} give a model with NaN or infinite values")
-        reply = self._global_reply(r, OK, new_global)
-        self._tick("decrypt", start)
-        return reply
+        return new_global
 
     def rounding_bound(self) -> np.ndarray | None:
         """Per-position bound on the codec's error in this client's last secure round (None before one)."""
@@ -510,7 +570,10 @@ class Client:
                 fields[name] = ["value", list(value) if isinstance(value, tuple) else value]
         if self._last_global is not None:
             arrays["last_global"] = self._last_global
-        meta = {"state": fields, "signers": {str(r): sorted(c) for r, c in self._signers.items()},
+        if self._assembled is not None:
+            arrays["assembled"] = self._assembled[1]
+        meta = {"assembled": None if self._assembled is None else [self._assembled[0], self._assembled[2].hex()],
+                "state": fields, "signers": {str(r): sorted(c) for r, c in self._signers.items()},
                 "last_start": list(self._last_start), "refusals": [list(r) for r in self.refusals],
                 "timings": dict(self.timings), "cpu_timings": dict(self.cpu_timings)}
         return json.loads(json.dumps(meta)), arrays
@@ -525,6 +588,9 @@ class Client:
                 state[key[len("state."):]] = np.array(array, copy=True)
         self._state = state
         self._last_global = np.array(arrays["last_global"], copy=True) if "last_global" in arrays else None
+        made = meta.get("assembled")
+        self._assembled = None if made is None else (int(made[0]), np.array(arrays["assembled"], copy=True),
+                                                     bytes.fromhex(made[1]))
         self._signers = {int(r): set(c) for r, c in meta["signers"].items()}
         self._last_start = (int(meta["last_start"][0]), int(meta["last_start"][1]))
         self.refusals = [(int(r), str(k), str(why)) for r, k, why in meta["refusals"]]

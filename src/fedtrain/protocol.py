@@ -148,9 +148,14 @@ class RoundStart:
     rounding: str
     selected: tuple[int, ...]
     leader: int
+    # A folded start (see fold_context): who decrypted each chunk of round model_round, whose sealed slices
+    # the message carries instead of a model; None when it carries the model itself.
+    decryptors: tuple[int, ...] | None = None
 
 
 ROUND_START_FIELDS = ("model_round", "attempt", "privacy", "avg", "value_bits", "rounding", "selected", "leader")
+SEAL_PREVIOUS = "seal_previous"  # field of any server message of a folded round: seal its start model too
+PREVIOUS_GLOBAL = "previous_global"  # blob of the reply to it: that model, sealed as global_context(round - 1)
 
 
 def parse_round_start(message: Message, num_clients: int) -> RoundStart:
@@ -158,9 +163,22 @@ def parse_round_start(message: Message, num_clients: int) -> RoundStart:
     check_header(message, "round_start", message.round, "server")
     if not is_int(message.round) or message.round < 1:
         raise ProtocolError(f"'round_start' message field 'round' must be a positive integer, got {message.round}")
-    check_names(message, fields=ROUND_START_FIELDS,
-                blobs=["sealed_global"] if "sealed_global" in message.blobs else ["global"])
+    folded = "decryptors" in message.fields
+    if folded:  # the slices of the previous round, which each client assembles itself (no leader exchange)
+        decryptors = message.get("decryptors")
+        if not (isinstance(decryptors, list) and decryptors and all(is_int(c) and 0 <= c < num_clients
+                                                                    for c in decryptors)):
+            raise ProtocolError(f"'round_start' message field 'decryptors' must list a client id per chunk, "
+                                f"got {decryptors!r}")
+        check_names(message, fields=ROUND_START_FIELDS + ("decryptors",),
+                    blobs=[f"share{j}" for j in range(len(decryptors))])
+    else:
+        check_names(message, fields=ROUND_START_FIELDS,
+                    blobs=["sealed_global"] if "sealed_global" in message.blobs else ["global"])
     model_round = int_field(message, "model_round", low=0, high=message.round - 1)
+    if folded and model_round != message.round - 1:
+        raise ProtocolError(f"a folded 'round_start' of round {message.round} must carry the slices of round "
+                            f"{message.round - 1}, not of round {model_round}")
     attempt = int_field(message, "attempt", low=0, high=MAX_ATTEMPTS - 1)
     privacy = choice_field(message, "privacy", ("paillier", "none", "dp"))
     avg = choice_field(message, "avg", ("weighted", "mean"))
@@ -171,7 +189,8 @@ def parse_round_start(message: Message, num_clients: int) -> RoundStart:
     if leader != selected[0]:
         raise ProtocolError(f"'round_start' message field 'leader' = {leader} is not the first selected client "
                             f"{selected[0]}")
-    return RoundStart(message.round, model_round, attempt, privacy, avg, value_bits, rounding, tuple(selected), leader)
+    return RoundStart(message.round, model_round, attempt, privacy, avg, value_bits, rounding, tuple(selected), leader,
+                      tuple(message.get("decryptors")) if folded else None)
 
 
 def parse_stats_sum(message: Message, round_: int, num_clients: int) -> tuple[bytes, bytes, list[int]]:
@@ -203,12 +222,22 @@ def parse_shares(message: Message, round_: int,
     if not (is_int(leader) and leader in survivors):
         raise ProtocolError(f"'shares' message field 'leader' must be one of the survivors {survivors}, "
                             f"got {leader!r}")
+    return shares_of(message, survivors), decryptors_of(message, survivors), leader
+
+
+def decryptors_of(message: Message, survivors: list[int]) -> list[int]:
+    """The field 'decryptors' of a message carrying slices: one of the round's `survivors` per chunk."""
     decryptors = message.get("decryptors")
     if not (isinstance(decryptors, list) and len(decryptors) == len(survivors)
             and all(is_int(c) and c in survivors for c in decryptors)):
-        raise ProtocolError(f"'shares' message field 'decryptors' must list one of the survivors {survivors} per "
-                            f"chunk, got {decryptors!r}")
-    return {j: message.blob(f"share{j}") for j in range(len(survivors))}, list(decryptors), leader
+        raise ProtocolError(f"{message.kind!r} message field 'decryptors' must list one of the survivors "
+                            f"{survivors} per chunk, got {decryptors!r}")
+    return list(decryptors)
+
+
+def shares_of(message: Message, survivors: list[int]) -> dict[int, bytes]:
+    """The sealed slice of each chunk j (blob 'share<j>') of a message carrying a round's slices."""
+    return {j: message.blob(f"share{j}") for j in range(len(survivors))}
 
 
 # -- client -> server ---------------------------------------------------------------------------

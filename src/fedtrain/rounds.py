@@ -51,14 +51,29 @@ def dropped_clients(server: Server, transport: Transport) -> dict[str, str]:
     return {str(c): drop_reason(why, transport.failures.get(c)) for c, why in sorted(server.dropped.items())}
 
 
-def run_round(server: Server, transport: Transport, round_: int, attempt: int = 0) -> dict[str, Any]:
-    """One try of a round of Algorithms 3-4 over the transport; returns per-phase timings and bytes."""
+def run_round(server: Server, transport: Transport, round_: int, attempt: int = 0, *,
+              fold_next: bool = False) -> dict[str, Any]:
+    """One try of a round of Algorithms 3-4 over the transport; returns per-phase timings and bytes.
+
+    Secure mode: four exchanges (statistics, update, decryption, the leader's assembly), more where clients
+    are lost.  `fold_next` (a next round follows): where every client of the next round is a healthy
+    survivor of this one, the assembly is left to them (Server.defer_assembly): the next round's start
+    carries this round's sealed slices, one exchange fewer per round.  The record's 'exchanges' counts them.
+    """
     transport.reset()
     server_time, server_cpu = 0.0, 0.0
+    exchanges = 0
+
+    def send(outgoing: dict[int, bytes]) -> dict[int, bytes]:
+        nonlocal exchanges
+        exchanges += 1
+        return server.take_previous(transport.exchange(server.ask_previous(outgoing)))
+
     t0 = time.perf_counter()
     outgoing = server.start_round(round_, attempt)
     selected = sorted(outgoing)
-    replies = transport.exchange(outgoing)
+    folded_start = server.awaiting_previous(round_)
+    replies = send(outgoing)
 
     def serve(step, *args):
         nonlocal server_time, server_cpu
@@ -70,16 +85,23 @@ def run_round(server: Server, transport: Transport, round_: int, attempt: int = 
 
     try:
         if server.secure:
-            replies = transport.exchange(serve(server.on_stats, round_, replies))
+            replies = send(serve(server.on_stats, round_, replies))
             outgoing = serve(server.on_updates, round_, replies)
             while server.redoing_sums:  # clients lost during the update: the survivors' sums again
-                outgoing = serve(server.on_updates, round_, transport.exchange(outgoing))
-            outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
+                outgoing = serve(server.on_updates, round_, send(outgoing))
+            outgoing = serve(server.on_shares, round_, send(outgoing))
             while server.retrying:  # decryptors lost: other survivors decrypt their chunks
-                outgoing = serve(server.on_shares, round_, transport.exchange(outgoing))
+                outgoing = serve(server.on_shares, round_, send(outgoing))
+            if server.awaiting_previous(round_):
+                raise RoundFailed(f"round {round_}: none of the clients asked ({server.previous_asked}) sent back "
+                                  f"the model of round {round_ - 1}, which this round's clients assembled",
+                                  retryable=False)
+            if fold_next and server.can_fold(round_ + 1):
+                server.defer_assembly()
+                outgoing = {}
             while outgoing:  # the leader assembles the model; a lost leader hands over to the next survivor
                 (leader, data), = outgoing.items()
-                outgoing = serve(server.on_global, round_, transport.exchange(outgoing).get(leader))
+                outgoing = serve(server.on_global, round_, send(outgoing).get(leader))
         else:
             serve(server.on_updates, round_, replies)
     except ProtocolError as exc:
@@ -104,6 +126,9 @@ def run_round(server: Server, transport: Transport, round_: int, attempt: int = 
         "round_wall": wall,
         "survivors": server.participants if server.secure else selected,
         "leader": server.leader if server.secure else None,
+        "exchanges": exchanges,
+        "folded_start": folded_start,  # this round's start carried the previous round's slices
+        "assembly_deferred": server.awaiting_previous(round_ + 1),  # the next round's clients assemble this model
         "dropped": dropped_clients(server, transport) if server.secure else {},
         "bytes": {"sent_per_client": {str(c): transport.sent.get(c, 0) for c in selected},
                   "received_per_client": {str(c): transport.received.get(c, 0) for c in selected}},
@@ -111,7 +136,7 @@ def run_round(server: Server, transport: Transport, round_: int, attempt: int = 
 
 
 def run_round_with_retries(server: Server, transport: Transport, r: int, attempts: int,
-                           resume_hint: str) -> dict[str, Any]:
+                           resume_hint: str, *, fold_next: bool = False) -> dict[str, Any]:
     """Round r, tried again with a new selection (up to `attempts`) while it fails before decryption.
 
     `resume_hint` (how to continue the run) ends the error of a round that cannot be completed.
@@ -119,7 +144,7 @@ def run_round_with_retries(server: Server, transport: Transport, r: int, attempt
     failures: list[dict[str, Any]] = []
     for attempt in range(attempts):
         try:
-            result = run_round(server, transport, r, attempt)
+            result = run_round(server, transport, r, attempt, fold_next=fold_next)
         except RoundFailed as exc:
             failures.append({"attempt": attempt, "selected": server.announced,
                              "dropped": dropped_clients(server, transport),

@@ -16,7 +16,8 @@ from .authentication import Verifiers
 from .errors import ConfigError, ProtocolError, RoundFailed
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .protocol import (DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, MIN_CLIENTS_FLOOR, check_array, is_int, global_context, guarded,
+from .protocol import (DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, MIN_CLIENTS_FLOOR, PREVIOUS_GLOBAL, SEAL_PREVIOUS, check_array,
+                       is_int, global_context, guarded,
                        report_context, share_context, load_array, parse_global, parse_plain_update, parse_secure_update,
                        parse_share, parse_stats)
 from .secure_aggregation import ROUNDING_MODES, EncodingPlan, chunk_bounds
@@ -79,6 +80,9 @@ class Server:
         self.num_tensors = num_tensors  # checks the shape of the clients' encrypted maxima where given
         self.public_key = public_key if privacy == "paillier" else None
         self._global: Message | None = None
+        self._kept: dict[int, bytes] = {}  # model round -> its 'global' message, for the last two models kept
+        self.sealed_by: dict[int, int] = {}  # model round -> the client that sealed it (secure mode)
+        self._pending: dict | None = None  # a round whose model its next round's clients assemble (folded)
         self._round_state: dict = {}
         self.reports: dict[int, bytes | dict] = {}
 
@@ -103,8 +107,19 @@ class Server:
             vector_from_bytes(message.blob("global"), self.model_size)
         elif self.verifiers is not None:
             self.verifiers.open(message.blob("sealed_global"), global_context(model_round))
-        self._global = Message("global", message.round, "server", {"model_round": model_round},
-                               dict(message.blobs))
+        self._keep(Message("global", message.round, "server", {"model_round": model_round}, dict(message.blobs)))
+
+    def _keep(self, message: Message) -> None:
+        """Makes `message` the current global model and keeps it with the one before."""
+        self._global = message
+        model_round = int(message.get("model_round"))
+        self._kept[model_round] = message.to_bytes()
+        for old in [r for r in self._kept if r < model_round - 1]:
+            del self._kept[old]
+
+    def kept_global(self, model_round: int) -> bytes | None:
+        """The 'global' message of the model after `model_round` rounds, if it is the current or the one before."""
+        return self._kept.get(model_round)
 
     def global_message(self) -> bytes:
         """The current global model as the server keeps it (sealed in secure mode), with the round's reports."""
@@ -114,7 +129,85 @@ class Server:
 
     @property
     def model_round(self) -> int:
+        """The rounds the current global model has seen (a folded round counts once its slices are in)."""
+        if self._pending is not None:
+            return self._pending["round"]
         return int(self._global.get("model_round")) if self._global is not None else -1
+
+    # -- folding: a round's model assembled by the next round's clients ------
+    def can_fold(self, next_round: int) -> bool:
+        """Whether the round whose slices are all in can leave its assembly to round `next_round`'s clients.
+
+        Only if every client that round's first try selects is a healthy survivor of this one: each of them
+        holds this round's plan and start model, so it assembles the model itself from the slices.
+        """
+        state = self._round_state
+        if not self.secure or state.get("leader") is None or next_round != state.get("round", 0) + 1:
+            return False
+        upcoming = select_clients(self.num_clients, self.fraction, self.seed, next_round)
+        return set(upcoming) <= set(self._healthy())
+
+    def defer_assembly(self) -> None:
+        """Leaves the current round's assembly to the next round's clients (after can_fold said it may).
+
+        The next round's 'round_start' carries the sealed slices in place of a model, and one of its clients
+        (asked with field 'seal_previous') sends back the model sealed, as the leader would have.
+        """
+        state = self._round_state
+        self._pending = {"round": state["round"], "healthy": self._healthy(), "decryptors": list(state["decryptors"]),
+                         "shares": dict(state["collected"]), "asked": []}
+        state["leader"] = None
+
+    def awaiting_previous(self, round_: int) -> bool:
+        """Whether round `round_` started folded and no client has sent back the previous round's model yet."""
+        return self._pending is not None and self._pending["round"] == round_ - 1
+
+    @property
+    def previous_asked(self) -> list[int]:
+        """The clients asked so far for the folded round's model (in this try of the round after it)."""
+        return list(self._pending["asked"]) if self._pending is not None else []
+
+    def ask_previous(self, outgoing: dict[int, bytes]) -> dict[int, bytes]:
+        """Asks one client of `outgoing` (one not yet asked) to seal the folded round's model with its reply."""
+        pending = self._pending
+        if pending is None or pending["round"] != self._round_state.get("round", 0) - 1:
+            return outgoing
+        for cid in sorted(outgoing):
+            if cid not in pending["asked"]:
+                message = Message.from_bytes(outgoing[cid])
+                message.fields[SEAL_PREVIOUS] = True
+                pending["asked"].append(cid)
+                pending["waiting"] = cid
+                return {**outgoing, cid: message.to_bytes()}
+        return outgoing
+
+    def take_previous(self, replies: dict[int, bytes]) -> dict[int, bytes]:
+        """Keeps the folded round's model from the reply of the client asked for it; strips it from that reply.
+
+        A missing or badly signed model is not kept (another client is asked in the next exchange); the
+        rest of that client's reply is handled as usual.
+        """
+        pending = self._pending
+        cid = None if pending is None else pending.pop("waiting", None)
+        if cid is None or cid not in replies:
+            return replies
+        try:
+            message = Message.from_bytes(replies[cid])
+        except ProtocolError:
+            return replies
+        blob = message.blobs.pop(PREVIOUS_GLOBAL, None)
+        if blob is None:
+            return replies
+        r = pending["round"]
+        try:
+            if self.verifiers is not None:
+                self.verifiers.open(blob, global_context(r), allowed={cid})
+        except ProtocolError:
+            return {**replies, cid: message.to_bytes()}
+        self._pending = None
+        self._keep(Message("global", r, "server", {"model_round": r}, {"sealed_global": blob}))
+        self.sealed_by[r] = cid
+        return {**replies, cid: message.to_bytes()}
 
     # -- a round --------------------------------------------------------------
     def start_round(self, round_: int, attempt: int = 0) -> dict[int, bytes]:
@@ -132,7 +225,17 @@ class Server:
         self.reports = {}
         fields = {"model_round": self.model_round, "attempt": attempt, "privacy": self.privacy, "avg": self.avg,
                   "value_bits": self.value_bits, "rounding": self.rounding, "selected": selected, "leader": selected[0]}
-        message = Message("round_start", round_, "server", fields, dict(self._global.blobs)).to_bytes()
+        blobs = dict(self._global.blobs)
+        pending = self._pending
+        if pending is not None:  # folded: the previous round's slices, for clients that all took part in it
+            if not set(selected) <= set(pending["healthy"]):
+                raise RoundFailed(f"round {round_}, try {attempt + 1}, selects clients {selected}, not all of them "
+                                  f"survivors {pending['healthy']} of round {pending['round']}, whose model no client "
+                                  "has sealed yet", retryable=False)
+            fields["decryptors"] = pending["decryptors"]
+            pending["asked"] = []
+            blobs = {f"share{j}": share for j, share in sorted(pending["shares"].items())}
+        message = Message("round_start", round_, "server", fields, blobs).to_bytes()
         return {cid: message for cid in selected}
 
     def _replies(self, round_: int, replies: dict[int, bytes], kind: str,
@@ -395,6 +498,7 @@ class Server:
             if self.verifiers is not None:
                 self.verifiers.open(message.blob("sealed_global"), global_context(round_), allowed={leader})
             self.install_global(data)
+            self.sealed_by[round_] = leader
         except ProtocolError as exc:
             state["dropped"].setdefault(leader, f"during assembly: {exc}")
             healthy = self._healthy()
