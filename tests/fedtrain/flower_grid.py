@@ -108,3 +108,20 @@ class LosingTransport(InProcessTransport):
             self.gone = True
             raise ConnectionError("went away")
         return super().deliver(cid, data)
+
+
+# What a Flower run's metrics must share with the in-process run of the same seed.
+COMPARED = ("accuracy", "macro_f1", "train_loss", "test_loss", "survivors", "leader", "selected_clients",
+            "dropped", "attempts", "refused", "bytes", "confusion_matrix")
+
+
+def assert_same_record(ours: dict, theirs: dict) -> None:
+    """A Flower round's record against the in-process (unfolded) one of the same round.
+
+    A folded round differs in what folding changes only: no leader of its own and one exchange fewer
+    (its model comes back in the next round), and other bytes where its start carried slices.
+    """
+    folded = ours.get("assembly_deferred") or ours.get("folded_start")
+    keys = [k for k in COMPARED if not (folded and k in ("leader", "bytes"))]
+    assert {k: ours[k] for k in keys} == {k: theirs[k] for k in keys}, ours["round"]
+    assert ours["exchanges"] == theirs["exchanges"] - (1 if ours.get("assembly_deferred") else 0), ours["round"]

@@ -35,12 +35,11 @@ from fedtrain.flower.transport import discover, refresh  # noqa: E402
 from fedtrain.messages import Message as FedMessage  # noqa: E402
 from fedtrain.runner import RunConfig, run_rounds, setup_run  # noqa: E402
 
-from flower_grid import SERVER_NODE_ID, LocalGrid, LosingTransport, app_run_config  # noqa: E402
+from flower_grid import (SERVER_NODE_ID, LocalGrid, LosingTransport, app_run_config,  # noqa: E402
+                         assert_same_record)
 
 TINY = dict(model="smallcnn", image_size=32, demo_train_per_class=4, demo_test_per_class=2, clients=3,
             key_bits=512, insecure_keys=True, rounds=2, min_clients=2, seed=0, privacy="paillier")
-COMPARED = ("accuracy", "macro_f1", "train_loss", "test_loss", "survivors", "leader", "selected_clients",
-            "dropped", "attempts", "refused", "bytes", "confusion_matrix")
 NODE = 100  # Flower node id of client c: NODE + c
 
 
@@ -69,7 +68,7 @@ def assert_same_run(run_dir: Path, reference: Path, rounds: int = 2) -> None:
     for r in range(1, rounds + 1):
         assert torch.equal(checkpoint(run_dir, r), checkpoint(reference, r)), f"round {r}"
     for ours, theirs in zip(metrics(run_dir), metrics(reference), strict=True):
-        assert {k: ours[k] for k in COMPARED} == {k: theirs[k] for k in COMPARED}, ours["round"]
+        assert_same_record(ours, theirs)
 
 
 def in_process(tmp: Path, transport=None, **changes) -> Path:
@@ -123,9 +122,24 @@ def test_the_flower_run_equals_fedtrain_run(flower_run, reference):
     assert_same_run(run_dir, reference)
     assert (run_dir / "report.md").is_file() and (run_dir / "accuracy_loss.png").is_file()
     assert all(m["transport"] == "flower" for m in metrics(run_dir))
-    # one Flower message per client and exchange: 4 exchanges per round (stats, update, decryption, the leader)
+    # one Flower message per client and exchange: round 1's model is assembled by round 2's clients
+    # (3 exchanges: stats, update, decryption), round 2's by its leader (a 4th exchange, to one client)
     protocol = [node for node, kind in grid.delivered if kind == MESSAGE_TYPE]
-    assert len(protocol) == 2 * (3 + 3 + 3 + 1)
+    assert len(protocol) == (3 + 3 + 3) + (3 + 3 + 3 + 1)
+    assert [m["exchanges"] for m in metrics(run_dir)] == [3, 4]
+    assert [m["sealed_by"] for m in metrics(run_dir)] == [0, 0] and metrics(run_dir)[0]["leader"] is None
+
+
+def test_an_unfolded_flower_run_equals_fedtrain_run_byte_for_byte(tmp_path, reference):
+    """--no-fold: every round has its leader exchange, as in-process; the records agree in every byte count."""
+    setup = prepare(config(tmp_path), tmp_path / "run", hospitals_dir=tmp_path / "hospitals", fold=False)
+    run_config = app_run_config(setup.app_dir)
+    grid = LocalGrid(client_app, {NODE + c: setup.node_configs[c] for c in range(setup.clients)}, run_config)
+    serve(grid, run_config, flower_run_id=7)
+    evaluate_run(tmp_path / "run")
+    assert_same_run(tmp_path / "run", reference)
+    assert [m["exchanges"] for m in metrics(tmp_path / "run")] == [4, 4]
+    assert len([node for node, kind in grid.delivered if kind == MESSAGE_TYPE]) == 2 * (3 + 3 + 3 + 1)
 
 
 def test_the_server_keeps_sealed_models_and_logs_each_step(flower_run):

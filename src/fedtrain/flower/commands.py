@@ -58,6 +58,10 @@ def _add_flower_options(parser: argparse.ArgumentParser) -> None:
                              "~/.fedtrain/keys/<run id>; never inside the run folder or the Flower App)")
     parser.add_argument("--connect-timeout", type=float, default=120.0,
                         help="seconds the ServerApp waits for the hospitals' nodes to connect")
+    parser.add_argument("--no-fold", dest="fold", action="store_false",
+                        help="give every round its own assembly exchange (by default a round's model is assembled "
+                             "by the next round's clients from the slices in its start: one exchange fewer per "
+                             "round)")
 
 
 def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: Callable) -> int:
@@ -90,7 +94,7 @@ def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: C
 
     if args.command == "flower-setup":
         setup = prepare(config, out, server_dir=args.server_dir, app_dir=args.app_dir,
-                        hospitals_dir=args.hospitals_dir, connect_timeout=args.connect_timeout)
+                        hospitals_dir=args.hospitals_dir, connect_timeout=args.connect_timeout, fold=args.fold)
         print(f"Flower App: {setup.app_dir}\nServer folder (public): {setup.server_dir}\n"
               f"Keys (hospital c gets clients_private_key.bin, signing_key_c.bin, verifiers.json): {setup.keys_dir}\n")
         print(instructions(setup, superlink=args.superlink))
@@ -104,7 +108,7 @@ def run_flower_command(args: argparse.Namespace, argv: list[str], make_config: C
         raise ConfigError(f"unknown --engine {args.engine!r}; choose deployment or simulation")
     simulation = args.engine == "simulation"
     setup = prepare(config, out, hospitals_dir=None if simulation else out / "hospitals",
-                    connect_timeout=args.connect_timeout)
+                    connect_timeout=args.connect_timeout, fold=args.fold)
     log.info("Flower run of %d hospitals on 127.0.0.1 (%s engine); SuperLink%s and logs in %s", config.clients,
              args.engine, "" if simulation else ", SuperNodes", out / "flower_local")
     info = run_local(setup, out / "flower_local", timeout=args.timeout, tls=args.tls, simulation=simulation)

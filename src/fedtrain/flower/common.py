@@ -49,6 +49,8 @@ OPTIONAL_FIELDS = frozenset({"data", "weights", "deadline", "cut", "keys"})
 SERVER_DIR_KEY = "server-dir"
 CLASS_NAMES_KEY = "class-names"
 CONNECT_TIMEOUT_KEY = "connect-timeout"
+# Whether a round's model may be assembled by the next round's clients (fedtrain.rounds: one exchange fewer).
+FOLD_KEY = "fold-rounds"
 
 
 def round_file(server_dir: Path, round_: int) -> Path:

@@ -3,7 +3,8 @@
 The ServerApp keeps, per completed round, the sealed global model, the sealed training reports and the
 round's protocol record (server folder, rounds/round_NNNN.msg); it cannot read the first two.  A key
 holder (who made the keys with `fedtrain flower-setup`, and holds the test set) opens them here,
-checks that the model is signed by the round's leader, scores it on the test set and writes what
+checks that the model is signed by the client that sealed it (the round's leader, or for a folded round
+the next round's client the server asked), scores it on the test set and writes what
 `fedtrain run` writes after each round: the checkpoint, the predictions and the metrics line (with the
 same keys), then report.md and its plots.  Rounds already in metrics.jsonl are skipped, so it can be
 run again while the Flower run goes on.
@@ -71,7 +72,9 @@ def evaluate_run(out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | 
         result = dict(message.get("result"))
         reports = {int(name[len("report"):]): blob for name, blob in message.blobs.items()
                    if name.startswith("report")}
-        opened = evaluator.open_model(message.blob("global"), sealed_by={int(result["leader"])})
+        # sealed by the round's leader, or (a folded round) by the next round's client the server asked
+        sealer = result.get("sealed_by", result["leader"])
+        opened = evaluator.open_model(message.blob("global"), sealed_by={int(sealer)})
         if opened.model_round != r:
             raise ProtocolError(f"the server's record of round {r} holds a model of round {opened.model_round}")
         test_loss, y_true, probs = evaluator.evaluate(opened.vector)
@@ -85,8 +88,8 @@ def evaluate_run(out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | 
         _save_round(out, r, opened.vector, y_true, probs, record)
         done.add(r)
         records.append(record)
-        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f (survivors %s, leader %s)", r,
-                 record["accuracy"], record["macro_f1"], test_loss, result["survivors"], result["leader"])
+        log.info("round %d: accuracy %.4f, macro F1 %.4f, test loss %.4f (survivors %s, sealed by client %s)", r,
+                 record["accuracy"], record["macro_f1"], test_loss, result["survivors"], sealer)
     ran = server_status(server).get("run_config", {}).get("rounds")
     if isinstance(ran, int) and ran > config.rounds:  # the Flower run was given more rounds (--run-config)
         saved = json.loads(config_path.read_text())

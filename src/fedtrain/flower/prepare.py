@@ -26,7 +26,7 @@ from typing import Any
 
 from ..authentication import derive_all
 from ..errors import ConfigError
-from .common import (CLASS_NAMES_KEY, CONNECT_TIMEOUT_KEY, INITIAL_MODEL_FILE, MODEL_FILE, NODE_CLIENT_ID,
+from .common import (CLASS_NAMES_KEY, CONNECT_TIMEOUT_KEY, FOLD_KEY, INITIAL_MODEL_FILE, MODEL_FILE, NODE_CLIENT_ID,
                      NODE_DATA_DIR, NODE_PRIVATE_KEY, PUBLIC_KEY_FILE, SERVER_DIR_KEY, SIGNING_KEY_NAME,
                      VERIFIERS_FILE, run_config_values, write_json)
 
@@ -103,7 +103,7 @@ def app_pyproject(run_config: dict[str, Any]) -> str:
 
 def prepare(config, out_dir: str | os.PathLike, *, server_dir: str | os.PathLike | None = None,
             app_dir: str | os.PathLike | None = None, hospitals_dir: str | os.PathLike | None = None,
-            connect_timeout: float = 120.0, progress=None) -> FlowerSetup:
+            connect_timeout: float = 120.0, fold: bool = True, progress=None) -> FlowerSetup:
     """Sets up a Flower run of `config` (a runner.RunConfig, privacy 'paillier') in `out_dir`."""
     from ..runner import DEALER_SECRET_NAME, KEY_FILE_NAME, private_key_path, setup_run
     from .data import export_hospital_folder
@@ -140,7 +140,7 @@ def prepare(config, out_dir: str | os.PathLike, *, server_dir: str | os.PathLike
     values.update(keys=None, weights=None)  # the keys come by node config; the start model is in the server folder
     run_config = run_config_values(values)
     run_config.update({SERVER_DIR_KEY: str(server.resolve()), CLASS_NAMES_KEY: ",".join(ctx.data.class_names),
-                       CONNECT_TIMEOUT_KEY: float(connect_timeout),
+                       CONNECT_TIMEOUT_KEY: float(connect_timeout), FOLD_KEY: bool(fold),
                        # Flower's simulation engine only (its nodes have no node config): the key file's path
                        NODE_PRIVATE_KEY: ""})
     app = Path(app_dir) if app_dir is not None else out / "flower_app"

@@ -4,8 +4,10 @@ It reads the server folder the key holder's `fedtrain flower-setup` wrote (publi
 verification keys, the round-0 model, the model's layout; run config `server-dir`), asks the
 connected nodes which fedtrain client each is, then runs every round with `fedtrain.rounds`
 (the same Server and the same sequence of exchanges as in-process) over a FlowerTransport.  After
-each round it writes rounds/round_NNNN.msg: the sealed global model, the sealed training reports and
-the round's protocol record (what the server knows anyway); a later Flower run of the same server
+each round's model is kept it writes rounds/round_NNNN.msg: the sealed global model, the sealed training
+reports and the round's protocol record (what the server knows anyway).  Rounds are folded by default
+(run config fold-rounds): a round's model comes back, sealed, during the next round, so its record is
+written then (the last round's at once); a later Flower run of the same server
 folder goes on after the last of them (with `--run-config 'rounds=N'`, to more rounds).  A key holder turns them into the run
 directory's metrics and report (`fedtrain flower-evaluate`).  Imports no torch.
 """
@@ -27,7 +29,7 @@ from ..errors import ConfigError
 from ..messages import Message
 from ..rounds import run_round_with_retries
 from ..server import Server
-from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, ROUNDS_DIR,
+from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, FOLD_KEY, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, ROUNDS_DIR,
                      RUN_FILE, SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, completed_rounds, config_values, require,
                      round_file, write_json)
 from .transport import FlowerTransport, discover, refresh
@@ -43,11 +45,28 @@ def main(grid: Grid, context: Context) -> None:
     serve(grid, dict(context.run_config), flower_run_id=context.run_id)
 
 
-def round_record(round_: int, result: dict[str, Any], server: Server) -> bytes:
+def round_record(round_: int, result: dict[str, Any], global_message: bytes, reports: dict[int, bytes]) -> bytes:
     """What the ServerApp keeps of a completed round, as a fedtrain message (sealed blobs only)."""
-    blobs = {"global": server.global_message()}
-    blobs.update({f"report{cid}": report for cid, report in sorted(server.reports.items())})
+    blobs = {"global": global_message}
+    blobs.update({f"report{cid}": report for cid, report in sorted(reports.items())})
     return Message("server_round", round_, "server", {"result": result}, blobs).to_bytes()
+
+
+def write_kept_rounds(server_dir: Path, server: Server, unwritten: dict[int, tuple[dict, dict[int, bytes]]],
+                      events: EventLog) -> None:
+    """Writes the record of each completed round whose sealed model the server now holds (and forgets it)."""
+    for r in sorted(unwritten):
+        kept = server.kept_global(r)
+        if kept is None:
+            continue
+        result, reports = unwritten.pop(r)
+        result["sealed_by"] = server.sealed_by.get(r)
+        path = round_file(server_dir, r)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(round_record(r, result, kept, reports))
+        tmp.replace(path)
+        events("round kept", round=r, sealed_by=result["sealed_by"])
 
 
 def serve(grid: Grid, run_config: dict[str, Any], *, flower_run_id: int | None = None) -> list[dict]:
@@ -105,21 +124,25 @@ def _serve(grid: Grid, run_config: dict[str, Any], values: dict[str, Any], serve
     current = {"round": 0}
     transport = FlowerTransport(grid, nodes, deadline=deadline, events=events, group=lambda: str(current["round"]))
     records: list[dict] = []
-    for r in range(len(done) + 1, rounds + 1):
-        current["round"] = r
-        refresh(grid, nodes, num_clients, run_id=run_id, events=events)
-        events("round", round=r, nodes={str(c): n for c, n in sorted(nodes.items())})
-        result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
-                                        "submit the app again once the clients are back: the "
-                                        "ServerApp goes on after the last round it completed")
-        path = round_file(server_dir, r)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(round_record(r, result, server))
-        tmp.replace(path)
-        records.append(result)
-        events("round done", round=r, survivors=result["survivors"], dropped=result["dropped"],
-               leader=result["leader"], attempts=result["attempts"])
+    fold = bool(run_config.get(FOLD_KEY, True))
+    unwritten: dict[int, tuple[dict, dict[int, bytes]]] = {}  # completed rounds whose model is not back yet
+    try:
+        for r in range(len(done) + 1, rounds + 1):
+            current["round"] = r
+            refresh(grid, nodes, num_clients, run_id=run_id, events=events)
+            events("round", round=r, nodes={str(c): n for c, n in sorted(nodes.items())})
+            result = run_round_with_retries(server, transport, r, int(values.get("round_attempts", 3)),
+                                            "submit the app again once the clients are back: the "
+                                            "ServerApp goes on after the last round it completed",
+                                            fold_next=fold and r < rounds)
+            unwritten[r] = (result, dict(server.reports))
+            records.append(result)
+            events("round done", round=r, survivors=result["survivors"], dropped=result["dropped"],
+                   leader=result["leader"], attempts=result["attempts"], exchanges=result["exchanges"],
+                   assembly_deferred=result["assembly_deferred"])
+            write_kept_rounds(server_dir, server, unwritten, events)
+    finally:  # a run that stops keeps every round whose model came back
+        write_kept_rounds(server_dir, server, unwritten, events)
     events("done", rounds=len(records))
     _finish(server_dir, "completed", "")
     return records
