@@ -278,3 +278,21 @@ def test_flower_setup_prints_the_commands(tmp_path, capsys):
     run_config = app_run_config(out / "flower_app")
     assert run_config["privacy"] == "paillier" and run_config["min-clients"] == 2 and run_config["keys"] == ""
     assert run_config["server-dir"] == str((out / "server").resolve())
+
+
+def test_the_plain_flower_fedavg_baseline_trains_as_fedtrain_plain_fedavg(tmp_path):
+    """plain_app (Flower's own FedAvg, the benchmark's baseline) ends where `fedtrain run --privacy none` does."""
+    from fedtrain.flower import plain_app
+
+    setup = prepare(config(tmp_path), tmp_path / "run", hospitals_dir=tmp_path / "hospitals")
+    run_config = app_run_config(setup.app_dir)
+    grid = LocalGrid(plain_app.client, {NODE + c: setup.node_configs[c] for c in range(setup.clients)}, run_config)
+    context = Context(run_id=1, node_id=SERVER_NODE_ID, node_config={}, state=RecordDict(), run_config=run_config)
+    plain_app.main(grid, context)
+    rounds = json.loads((setup.server_dir / plain_app.PLAIN_ROUNDS_FILE).read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert len([node for node, kind in grid.delivered if kind.startswith("train")]) == 2 * 3  # one exchange a round
+    ours = np.load(setup.server_dir / plain_app.PLAIN_MODEL_FILE)
+    theirs = checkpoint(in_process(tmp_path / "plain", privacy="none"), 2).numpy()
+    # the same training and weights; the two averages round differently (float32 sums against float64)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)

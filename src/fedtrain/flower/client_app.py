@@ -79,15 +79,19 @@ CLIENT_OPTIONS = ("clients", "model", "seed", "insecure_keys", "run_id", "precom
                   "bn_stats")
 
 
-def run_config(context: Context) -> RunConfig:
-    """The run options of the Flower run config that a client uses (the others keep RunConfig's defaults)."""
+def run_config(context: Context, *, secure: bool = True) -> RunConfig:
+    """The run options of the Flower run config that a client uses (the others keep RunConfig's defaults).
+
+    `secure`: refuse a run config whose privacy is not 'paillier' (fedtrain's ClientApp); the plain
+    baseline app (plain_app) passes False.
+    """
     values = config_values(dict(context.run_config))
     missing = [name for name in CLIENT_OPTIONS if name not in values]
     if missing:
         raise ConfigError(f"the Flower run config lacks {', '.join(map(to_key, missing))}; make the app with "
                           "`fedtrain flower-setup`")
     config = RunConfig.from_dict({name: values[name] for name in CLIENT_OPTIONS})
-    if config.privacy != "paillier":
+    if secure and config.privacy != "paillier":
         raise ConfigError("fedtrain on Flower runs the secure round only (privacy 'paillier')")
     return config
 
