@@ -194,23 +194,25 @@ class Client:
             if self._key is None:
                 raise
             reply = guarded(self._decoy)(message, str(exc))
-        if reply is not None and seal_previous:
-            reply.blobs[PREVIOUS_GLOBAL] = self._seal_start_model(message.round)
+        sealed = self._seal_start_model(message.round) if reply is not None and seal_previous else None
+        if sealed is not None:
+            reply.blobs[PREVIOUS_GLOBAL] = sealed
         return None if reply is None else reply.to_bytes()
 
-    def _seal_start_model(self, r: int) -> bytes:
+    def _seal_start_model(self, r: int) -> bytes | None:
         """The model this client started round r from, sealed as round r - 1's global model (folded rounds).
 
-        The server asks one client of a folded round for it, to keep the previous round's model; a client
-        without one (it refused the round's start) seals its last model flagged REFUSED, of the same size.
+        The server asks one client of a folded round for it, to keep the previous round's model.  It is
+        the assembled model, or (slices refused) the model round r - 1 started from, flagged REFUSED, as a
+        leader would have sealed it.  None where this client did not start round r: every such failure is
+        of public data (the messages the server sent, this client's own lost state), so leaving the blob
+        out tells the server nothing it could not know, and it asks another client.
         """
         state = self._state if self._state.get("round") == r else {}
-        vector, status = state.get("global"), REFUSED if state.get("start_refused") else OK
-        if vector is None:
-            vector, status = self._last_global, REFUSED
-        if vector is None:
-            vector = np.zeros(self.models.layout.size, dtype=np.float32)
-        return self._sealing.seal(status + vector_to_bytes(vector), global_context(r - 1))
+        if state.get("global") is None:
+            return None
+        status = REFUSED if state.get("start_refused") else OK
+        return self._sealing.seal(status + vector_to_bytes(state["global"]), global_context(r - 1))
 
     # -- refusals: decoys of the size and timing class of the real reply ------
     def _refuse(self, r: int, kind: str, reason: str) -> None:

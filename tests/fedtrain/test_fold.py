@@ -157,3 +157,23 @@ def test_a_round_whose_previous_model_nobody_sealed_stops_the_run(tmp_path):
     run_round_with_retries(ctx.server, transport, 1, 3, "resume", fold_next=True)
     with pytest.raises(RoundFailed, match="sent back the model of round 1"):
         run_round_with_retries(ctx.server, transport, 2, 3, "resume")
+
+
+def test_a_client_that_lost_its_state_returns_no_model_and_the_next_one_asked_does(tmp_path):
+    """Client 0 (asked first in round 2) lost its state, as a SuperNode that restarted: client 1 seals round 1."""
+
+    class Forgetting(InProcessTransport):
+        def deliver(self, cid, data):
+            message = Message.from_bytes(data)
+            if cid == 0 and message.kind == "round_start" and message.round == 2:
+                self.clients[0]._state = {}
+            return super().deliver(cid, data)
+
+    config = tiny_config(rounds=2)
+    ctx = setup_run(config, tmp_path / "folded")
+    _, (first, _) = drive(ctx, Forgetting(ctx.clients), fold=True)
+    plain_ctx = setup_run(config, tmp_path / "plain")
+    _, (plain_first, _) = drive(plain_ctx, InProcessTransport(plain_ctx.clients), fold=False)
+    assert ctx.server.sealed_by[1] == 1 and not first.refused
+    np.testing.assert_array_equal(first.vector, plain_first.vector)
+    assert any("did not decrypt in round 1" in why for _, _, why in ctx.clients[0].refusals)
