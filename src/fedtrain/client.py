@@ -5,6 +5,9 @@ sealing key derived from it, and each its own signing key.  They speak to the
 server only through `handle`, which takes a message's bytes and returns the
 reply's bytes; a key-holding client answers each step of a round at most once
 and every refused step with a decoy of the same size (see `handle`).
+
+torch is imported when the model is first needed (training, the local update): a client built with
+its model's layout and no data (Flower's ClientApp for the steps after training) never imports it.
 """
 
 from __future__ import annotations
@@ -13,20 +16,17 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 import fastpaillier as fp
 
-from .data import ImageSet
-from .differential_privacy import DPConfig, DPTrainer
 from .authentication import Signer, Verifiers
+from .config import DPConfig, LocalTrainingConfig
 from .errors import ConfigError, FedTrainError, ProtocolError
-from .fedavg import ModelLayout, apply_delta, clamp_variances, flatten_state, unflatten_into
+from .fedavg import ModelLayout, TensorSlot, apply_delta, clamp_variances, flatten_state, unflatten_into
 from .messages import Message, vector_from_bytes, vector_to_bytes
-from .models import build_model
 from .progress import PhaseEnd, PhaseHook, step_name
 from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, PREVIOUS_GLOBAL, SEAL_PREVIOUS, check_array,
                        decryptors_of, global_context, guarded, int_field, is_int, load_array, parse_decrypt_request,
@@ -35,7 +35,11 @@ from .protocol import (DEFAULT_MIN_CLIENTS, MIN_CLIENTS_FLOOR, PREVIOUS_GLOBAL, 
 from .sealing import SealingKey, SignedSealing
 from .secure_aggregation import (EncodingPlan, chunk_bounds, quantize, rounding_bound, rounding_rng,
                                  scale_statistics, scaled_update, scales_from_statistics, tensor_max_abs, unscale)
-from .training import LocalTrainingConfig, local_rng, train_local
+
+if TYPE_CHECKING:
+    import torch
+
+    from .data import ImageSet
 
 ProgressFactory = Callable[[int, int], Callable[[int, int, int], None] | None]
 
@@ -75,6 +79,8 @@ class ModelCodec:
     """Turns the shared model architecture into flat vectors and back."""
 
     def __init__(self, model_name: str, num_classes: int, *, dp_compatible: bool = False) -> None:
+        from .models import build_model
+
         self.model = build_model(model_name, num_classes=num_classes, dp_compatible=dp_compatible)
         self.template = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.layout = ModelLayout.of(self.template)
@@ -87,6 +93,17 @@ class ModelCodec:
     def vector(self) -> np.ndarray:
         """The model's current floating-point state as a float32 vector."""
         return flatten_state(self.model.state_dict(), self.layout)
+
+
+def layout_to_json(layout: ModelLayout) -> str:
+    """A model layout as JSON (what a Flower ClientApp keeps in its node's Context between messages)."""
+    return json.dumps([[s.name, list(s.shape), s.offset, s.size] for s in layout.slots])
+
+
+def layout_from_json(text: str) -> ModelLayout:
+    """The layout layout_to_json wrote."""
+    return ModelLayout(tuple(TensorSlot(str(n), tuple(int(d) for d in shape), int(o), int(z))
+                             for n, shape, o, z in json.loads(text)))
 
 
 def open_global(message: Message, sealing: SignedSealing | None, size: int) -> tuple[np.ndarray, int]:
@@ -116,14 +133,18 @@ def open_global_model(message: Message, sealing: SignedSealing | None, size: int
 class Client:
     """One federated client: its data, its model replica, and (secure mode) the shared keys."""
 
-    def __init__(self, cid: int, data: ImageSet, *, model_name: str, num_classes: int,
+    def __init__(self, cid: int, data: ImageSet | None, *, model_name: str, num_classes: int,
                  training: LocalTrainingConfig, device: torch.device, seed: int,
                  private_key: fp.PrivateKey | None, run_id: str, precompute: bool = False,
                  progress: ProgressFactory | None = None, dp: DPConfig | None = None,
                  total_epochs: int = 1, num_clients: int | None = None,
                  min_clients: int = DEFAULT_MIN_CLIENTS, signer: Signer | None = None,
-                 verifiers: Verifiers | None = None, on_phase: PhaseHook | None = None) -> None:
-        if len(data) == 0:
+                 verifiers: Verifiers | None = None, on_phase: PhaseHook | None = None,
+                 layout: ModelLayout | None = None) -> None:
+        if data is None and layout is None:
+            raise ConfigError(f"client {cid} needs its training images, or its model's layout for the steps "
+                              "after training")
+        if data is not None and len(data) == 0:
             raise ConfigError(f"client {cid} has no training images; use fewer clients")
         self.cid = cid
         self.num_clients = num_clients if num_clients is not None else cid + 1 + (1 << 20)
@@ -135,9 +156,19 @@ class Client:
         self.training = training
         self.device = device
         self.seed = seed
-        self.models = ModelCodec(model_name, num_classes, dp_compatible=dp is not None)
-        self.dp = DPTrainer(dp, samples=len(data), batch_size=training.batch_size,
-                            total_epochs=total_epochs) if dp is not None else None
+        self._model_spec = (model_name, num_classes, dp is not None)
+        self._models: ModelCodec | None = None
+        self._layout = layout
+        if dp is not None and data is None:
+            raise ConfigError(f"a DP-SGD client {cid} needs its training images")
+        if dp is not None:
+            from .differential_privacy import DPTrainer
+
+            self.dp = DPTrainer(dp, samples=len(data), batch_size=training.batch_size, total_epochs=total_epochs)
+        else:
+            self.dp = None
+        if layout is None:
+            self._layout = self.models.layout
         self._key = private_key
         if private_key is not None and (signer is None or signer.cid != cid or verifiers is None):
             raise ConfigError(f"client {cid} holds the Paillier key but not its own signing key and the "
@@ -162,7 +193,24 @@ class Client:
 
     @property
     def num_samples(self) -> int:
+        if self.data is None:
+            raise ProtocolError(f"client {self.cid} was built without its training data (steps after training only)")
         return len(self.data)
+
+    @property
+    def models(self) -> ModelCodec:
+        """The model replica (built, and torch imported, on first use)."""
+        if self._models is None:
+            name, num_classes, dp_compatible = self._model_spec
+            self._models = ModelCodec(name, num_classes, dp_compatible=dp_compatible)
+            if self._layout is not None and self._models.layout != self._layout:
+                raise ConfigError(f"client {self.cid}: the model's layout differs from the one it was given")
+        return self._models
+
+    @property
+    def layout(self) -> ModelLayout:
+        """Which tensors the flat model vector holds, and where."""
+        return self._layout
 
     # -- dispatch -------------------------------------------------------------
     def handle(self, data: bytes) -> bytes | None:
@@ -231,21 +279,21 @@ class Client:
             plan = dataclasses.replace(plan, summands=self.min_clients)
         pk = self._key.public_key
         if message.kind == "round_start":
-            zeros = np.zeros(self.models.layout.num_tensors)
+            zeros = np.zeros(self.layout.num_tensors)
             return self._stats_reply(r, plan, 0, zeros, {"client": self.cid, "refused": True})
         if message.kind == "stats_sum":
-            return self._update_reply(r, plan, np.zeros(self.models.layout.size), len(state.get("selected", ())))
+            return self._update_reply(r, plan, np.zeros(self.layout.size), len(state.get("selected", ())))
         if message.kind == "decrypt_request":
             selected = state.get("selected") or [self.cid]
             j = selected.index(self.cid) if self.cid in selected else 0
             asked = message.fields.get("chunk")
             if isinstance(asked, int) and not isinstance(asked, bool) and 0 <= asked < len(selected):
                 j = asked  # a decoy of the size of the slice asked for
-            a, b = chunk_bounds(self.models.layout.size, len(selected), plan.update_codec(pk).slots)[j]
+            a, b = chunk_bounds(self.layout.size, len(selected), plan.update_codec(pk).slots)[j]
             return self._share_reply(r, j, REFUSED, np.zeros(b - a, dtype=plan.relay_dtype()))
         previous = state.get("global", self._last_global)
         if previous is None:
-            previous = np.zeros(self.models.layout.size, dtype=np.float32)
+            previous = np.zeros(self.layout.size, dtype=np.float32)
         return self._global_reply(r, REFUSED, previous)
 
     def _stats_reply(self, r: int, plan: EncodingPlan, count: int, maxima: np.ndarray, report: dict) -> Message:
@@ -326,7 +374,7 @@ class Client:
             if self._key is not None and settings.model_round > 0 and "sealed_global" not in message.blobs:
                 raise ProtocolError("'round_start' message lacks the 'sealed_global' blob: a trained model must "
                                     "arrive sealed")
-            opened = open_global_model(message, self._sealing, self.models.layout.size,
+            opened = open_global_model(message, self._sealing, self.layout.size,
                                        sealed_by=self._signers.get(settings.model_round))
             global_vector, model_round = opened.vector, opened.model_round
         if model_round != r - 1:
@@ -340,6 +388,10 @@ class Client:
                                 f"fewer than this client's minimum of {self.min_clients}")
         if secure and self._precompute:
             self._start_precompute(plan)
+        if self.data is None:
+            raise ProtocolError(f"client {self.cid} was built without its training data and cannot train")
+        from .training import local_rng, train_local
+
         model = self.models.load(global_vector)
         bar = self._progress(self.cid, r) if self._progress else None
         with local_rng(self.seed, r, self.cid, device=self.device) as generator:
@@ -362,10 +414,10 @@ class Client:
         delta = local.astype(np.float64) - global_vector.astype(np.float64)
         count = self.num_samples if settings.avg == "weighted" else 1
         try:
-            stats = scale_statistics(tensor_max_abs(delta, self.models.layout), count, plan)
+            stats = scale_statistics(tensor_max_abs(delta, self.layout), count, plan)
         except FedTrainError as exc:  # training diverged: take part with nothing (timing as usual)
             self._refuse(r, "round_start", str(exc))
-            count, stats, report = 0, np.zeros(self.models.layout.num_tensors), {"client": self.cid,
+            count, stats, report = 0, np.zeros(self.layout.num_tensors), {"client": self.cid,
                                                                                  "refused": True}
         self._state.update({"global": global_vector, "start_refused": status == REFUSED, "delta": delta, "count": count})
         reply = self._stats_reply(r, plan, count, stats, report)
@@ -375,7 +427,7 @@ class Client:
     def _start_precompute(self, plan: EncodingPlan) -> None:
         """Fills the key's obfuscator pool in the background while the model trains."""
         codec = plan.update_codec(self._key.public_key)
-        needed = codec.rows_for(self.models.layout.size) + len(self.models.layout.slots) + 1
+        needed = codec.rows_for(self.layout.size) + len(self.layout.slots) + 1
         needed -= self._key.public_key.obfuscators_available
         if needed > 0:
             self._key.precompute_obfuscators(needed, background=True)
@@ -402,7 +454,7 @@ class Client:
         enc_total = load_array(count_blob, pk, "'stats_sum' blob 'count'")
         check_array(enc_total, "'stats_sum' blob 'count'", shape=(1,), codec=None, summands=k)
         enc_scales = load_array(maxabs_blob, pk, "'stats_sum' blob 'maxabs'")
-        check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.models.layout.num_tensors,),
+        check_array(enc_scales, "'stats_sum' blob 'maxabs'", shape=(self.layout.num_tensors,),
                     codec=state["stats_plan"].stats_codec(pk), summands=k)
         # The round goes on with the survivors: chunks, decryptors, leader and codec are theirs from here on.
         state.update(selected=survivors, plan=dataclasses.replace(state["plan"], summands=k))
@@ -413,14 +465,14 @@ class Client:
         start = _now()
         plan: EncodingPlan = state["plan"]
         # The checks below depend on secrets: a failure sends zeros, encrypted as usual (no oracle).
-        x = np.zeros(self.models.layout.size)
+        x = np.zeros(self.layout.size)
         if not (state["count"] <= total and np.all(np.isfinite(scales)) and np.all(scales >= 0)):
             self._refuse(r, "stats_sum", "aggregated statistics are inconsistent with this client's own")
         else:
-            x = scaled_update(state["delta"], state["count"] / total, scales, self.models.layout)
+            x = scaled_update(state["delta"], state["count"] / total, scales, self.layout)
             if not np.all(np.abs(x) <= 1.0):
                 self._refuse(r, "stats_sum", "the aggregated maxima do not bound this client's update")
-                x = np.zeros(self.models.layout.size)
+                x = np.zeros(self.layout.size)
             else:
                 x = quantize(x, plan, rounding_rng(self.seed, r, self.cid))
         state["scales"] = scales
@@ -443,7 +495,7 @@ class Client:
             raise ProtocolError(f"'decrypt_request' message field 'chunk' = {j}: client {self.cid} decrypts chunk "
                                 f"{selected.index(self.cid)}, and once each the chunks of survivors that dropped")
         codec = plan.update_codec(self._key.public_key)
-        a, b = chunk_bounds(self.models.layout.size, len(selected), codec.slots)[j]
+        a, b = chunk_bounds(self.layout.size, len(selected), codec.slots)[j]
         if (blob is None) != (b == a):
             raise ProtocolError(f"'decrypt_request' message {'lacks' if blob is None else 'has'} an 'aggregate' "
                                 f"blob, but chunk {j} of the round's plan is {'not ' if blob is None else ''}empty")
@@ -498,7 +550,7 @@ class Client:
             self.refusals.append((prior, "round_start", f"assembling round {prior}'s model: {exc}"))
             vector = previous.get("global", self._last_global)
             if vector is None:
-                vector = np.zeros(self.models.layout.size, dtype=np.float32)
+                vector = np.zeros(self.layout.size, dtype=np.float32)
             status = REFUSED
         previous["answered"].add("shares")
         self._assembled = (prior, vector, status)
@@ -507,7 +559,7 @@ class Client:
     def _assemble(self, state: dict, r: int, shares: dict[int, bytes], decryptors: list[int]) -> np.ndarray:
         """Round r's new global model from its sealed slices (each signed by its decryptor) and the round's state."""
         plan: EncodingPlan = state["plan"]
-        size = self.models.layout.size
+        size = self.layout.size
         codec = plan.update_codec(self._key.public_key)
         decoded = np.empty(size, dtype=np.float64)
         bounds = chunk_bounds(size, len(state["selected"]), codec.slots)
@@ -522,8 +574,8 @@ class Client:
             decoded[a:b] = part
         if refused:  # a client refused a step: the round leaves the model as it was, flagged
             raise ProtocolError(f"the clients decrypting chunks {refused} refused round {r}")
-        delta = unscale(decoded, state["scales"], self.models.layout)
-        new_global = clamp_variances(apply_delta(state["global"], delta), self.models.layout)
+        delta = unscale(decoded, state["scales"], self.layout)
+        new_global = clamp_variances(apply_delta(state["global"], delta), self.layout)
         if not np.all(np.isfinite(new_global)):
             raise ProtocolError(f"the decrypted slices of round {r} give a model with NaN or infinite values")
         return new_global
@@ -533,7 +585,7 @@ class Client:
         state = self._state
         if "scales" not in state:
             return None
-        return rounding_bound(state["scales"], state["plan"], len(state["selected"]), self.models.layout)
+        return rounding_bound(state["scales"], state["plan"], len(state["selected"]), self.layout)
 
     def _require_state(self, r: int, step: str) -> dict:
         """The state of round r, for a step answered at most once; ProtocolError otherwise."""

@@ -296,3 +296,49 @@ def test_the_plain_flower_fedavg_baseline_trains_as_fedtrain_plain_fedavg(tmp_pa
     theirs = checkpoint(in_process(tmp_path / "plain", privacy="none"), 2).numpy()
     # the same training and weights; the two averages round differently (float32 sums against float64)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_only_a_rounds_start_builds_the_model_and_loads_the_images(tmp_path, monkeypatch):
+    """The ClientApp's other steps run from the layout kept in the node's Context (no torch needed for them)."""
+    import fedtrain.client as client_module
+    import fedtrain.flower.client_app as client_app_module
+
+    handling, built, loaded = {"kind": None}, [], []
+    real_kind, real_codec, real_data = client_app_module._kind, client_module.ModelCodec, client_app_module.client_data
+
+    def kind(data):
+        handling["kind"] = real_kind(data)
+        return handling["kind"]
+
+    class CountingCodec(real_codec):
+        def __init__(self, *args, **kwargs):
+            built.append(handling["kind"])
+            super().__init__(*args, **kwargs)
+
+    def data(*args, **kwargs):
+        loaded.append(handling["kind"])
+        return real_data(*args, **kwargs)
+
+    setup = prepare(config(tmp_path), tmp_path / "run", hospitals_dir=tmp_path / "hospitals")
+    run_config = app_run_config(setup.app_dir)
+    grid = LocalGrid(client_app, {NODE + c: setup.node_configs[c] for c in range(setup.clients)}, run_config)
+    with monkeypatch.context() as mp:
+        mp.setattr(client_app_module, "_kind", kind)
+        mp.setattr(client_module, "ModelCodec", CountingCodec)
+        mp.setattr(client_app_module, "client_data", data)
+        serve(grid, run_config, flower_run_id=7)
+    assert built == loaded == ["round_start"] * 6  # 3 nodes, 2 rounds
+    assert len([n for n, k in grid.delivered if k == MESSAGE_TYPE]) == 19
+    evaluate_run(tmp_path / "run")
+    assert_same_run(tmp_path / "run", in_process(tmp_path / "reference"))
+
+
+def test_the_client_side_imports_torch_only_to_train():
+    src = Path(fedtrain.__file__).resolve().parents[1]
+    code = ("import sys\n"
+            "import fedtrain.client, fedtrain.flower.client_app\n"
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+            "assert not bad, bad\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
