@@ -619,6 +619,12 @@ def _bytes_section(records: Sequence[dict[str, Any]]) -> list[str]:
     header = ["Client", "Rounds", "Sent bytes / round (mean)", "Received bytes / round (mean)"]
     note = ("From `bytes.sent_per_client` and `bytes.received_per_client`, averaged over the rounds each client "
             "took part in; the last row is the mean per-round total.")
+    counts = [f"{rec['round']}: {rec['exchanges']}" for rec in records if isinstance(rec.get("exchanges"), int)]
+    if counts:
+        note += " Message exchanges (server to the round's clients and back) per round: " + ", ".join(counts) + "."
+    if any(isinstance(rec.get("exchanges"), int) and rec["exchanges"] > 1 for rec in records):
+        note += (" A secure round has four (statistics, update, decryption, assembly), one fewer where its model "
+                 "is assembled by the next round's clients (folded, on Flower), more where clients are lost.")
     return ["## Communication", "", note, "", *_table(header, rows), ""]
 
 

@@ -130,6 +130,8 @@ def test_the_flower_run_equals_fedtrain_run(flower_run, reference):
     protocol = [node for node, kind in grid.delivered if kind == MESSAGE_TYPE]
     assert len(protocol) == (3 + 3 + 3) + (3 + 3 + 3 + 1)
     assert [m["exchanges"] for m in metrics(run_dir)] == [3, 4]
+    assert "exchanges (server to the round's clients and back) per round: 1: 3, 2: 4." in \
+        (run_dir / "report.md").read_text()
     assert [m["sealed_by"] for m in metrics(run_dir)] == [0, 0] and metrics(run_dir)[0]["leader"] is None
 
 
