@@ -312,6 +312,33 @@ def test_lone_encryptions_with_shared_lanes_use_the_reserve():
     assert len(priv._engine().reserve) == 7
 
 
+@pytest.mark.parametrize("forced, vendor, expected", [
+    ("1", "AuthenticAMD", True), ("0", "GenuineIntel", False),
+    ("", "GenuineIntel", True), ("", "AuthenticAMD", False), ("", "", False)])
+def test_classic_lanes_are_used_where_they_measured_faster(monkeypatch, forced, vendor, expected):
+    """Intel IFMA: 8 classic obfuscators per call beat gmpy2; AMD Zen 4: not; the variable decides first."""
+    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, forced)
+    monkeypatch.setattr(_engine, "_VENDOR", vendor)
+    monkeypatch.setattr(_engine, "lanes_shared", lambda: True)
+    assert _engine.classic_lanes_pay() is expected
+    monkeypatch.setattr(_engine, "lanes_shared", lambda: False)  # never off the IFMA tier
+    assert _engine.classic_lanes_pay() is False
+
+
+def test_lone_classic_encryptions_take_the_reserve_where_lanes_pay(monkeypatch):
+    if not fp.kernel_tier() == "ifma":
+        pytest.skip("the reserve is used where the IFMA tier computes 8 ciphertexts per call")
+    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, "1")
+    pub, priv = paillier.generate_paillier_keypair(n_length=512)
+    assert pub.djn_base is None
+    numbers = [pub.encrypt(v) for v in range(10)]
+    assert len(pub._engine.reserve) == 6  # two batches of 8, 10 used
+    assert [priv.decrypt(x) for x in numbers] == list(range(10))
+    assert len({x.ciphertext(False) for x in numbers}) == 10  # fresh randomness each
+    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, "0")
+    assert priv.decrypt(pub.encrypt(11)) == 11 and len(pub._engine.reserve) == 6  # gmpy2's powmod
+
+
 @pytest.mark.parametrize("keys", ["small", "big"])
 def test_ciphertexts_outside_the_group_are_refused(tier, request, keys):
     pub, priv, _, _ = request.getfixturevalue(keys)

@@ -13,9 +13,10 @@ multiplication.  Every reserved obfuscator is used once and the reserve is dropp
 child (it would otherwise reuse the parent's randomness).  An obfuscator pool filled on
 purpose (``precompute_obfuscators``) is drained first, by fastpaillier itself.
 
-One lone-value path leaves the native core, where it measured slower (2048 bits, one thread):
-classic r^n obfuscators with the public key take gmpy2's powmod (the exponent n is public) when
-gmpy2 is installed.  Decryption always runs natively: on the IFMA tier one or two ciphertexts
+Classic r^n obfuscators with the public key (the exponent n is public) are computed 8 at a time on
+the IFMA tier only where that measured faster than gmpy2's powmod, one at a time, on the CPU's
+vendor (see classic_lanes_pay): on Intel's IFMA cores, and not on AMD Zen 4's, which run 512-bit
+IFMA at half rate; elsewhere they take gmpy2's powmod when gmpy2 is installed.  Decryption always runs natively: on the IFMA tier one or two ciphertexts
 go through the one-row kernels, so a lone decryption is as fast as on the mulx tier and keeps
 the native core's constant-time CRT and its refusal of forged ciphertexts.
 """
@@ -58,6 +59,38 @@ def ints_from_rows(rows: np.ndarray) -> list[int]:
 def lanes_shared() -> bool:
     """Whether the active kernel tier computes several ciphertexts per call for the price of one."""
     return fp.kernel_tier() == "ifma"
+
+
+CLASSIC_LANES_ENV = "FASTPAILLIER_PHE_CLASSIC_LANES"  # "1" or "0": force the choice of classic_lanes_pay
+
+
+def cpu_vendor() -> str:
+    """The CPU vendor string of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD', ...), '' where unknown."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def classic_lanes_pay() -> bool:
+    """Whether 8 classic r^n obfuscators in one IFMA call cost less per value than gmpy2's powmod.
+
+    Measured at 2048 bits, one thread (benchmarks/bench_phe_dropin.py, encrypt_many against phe): an
+    Intel Xeon with IFMA 7.38 ms per value against 8.15 ms (yes); an AMD EPYC Zen 4 11.3 ms against
+    10.9 ms (no).  So: yes on the IFMA tier of an Intel CPU, no elsewhere; FASTPAILLIER_PHE_CLASSIC_LANES
+    =1 or =0 decides instead (for CPUs not measured here).
+    """
+    forced = os.environ.get(CLASSIC_LANES_ENV, "")
+    if forced in ("0", "1"):
+        return forced == "1" and lanes_shared()
+    return lanes_shared() and _VENDOR == "GenuineIntel"
+
+
+_VENDOR = cpu_vendor()
 
 
 class ModN2:
@@ -190,6 +223,8 @@ class PublicEngine:
             if lanes_shared():
                 return self.reserve.take(self._zeros)
             return self._zeros(1)[0]
+        if classic_lanes_pay():
+            return self.reserve.take(self._zeros)
         if self.nsq_mpz is not None:
             return int(gmpy2.powmod(self._random_unit(), self.n_mpz, self.nsq_mpz))
         return self._zeros(1)[0]
@@ -205,7 +240,7 @@ class PublicEngine:
         """One ciphertext of 0 <= m < n."""
         if self.key.obfuscators_available or (self.djn and not lanes_shared()):
             return self.encrypt_batch([m], threads=1)[0]
-        if not self.djn and self.nsq_mpz is None:
+        if not self.djn and self.nsq_mpz is None and not classic_lanes_pay():
             return self.encrypt_batch([m], threads=1)[0]
         return self.arith.mul(self.obfuscator(), self.n * m + 1)
 
