@@ -46,26 +46,8 @@ class Message:
     def from_bytes(cls, data: bytes) -> "Message":
         """Parses and validates a message; any defect raises ProtocolError."""
         view = memoryview(data)
-        if len(view) < _HEAD.size:
-            raise ProtocolError(f"message of {len(view)} bytes is shorter than its {_HEAD.size}-byte header")
-        magic, version, head_len = _HEAD.unpack_from(view)
-        if magic != MAGIC:
-            raise ProtocolError("not a fedtrain message (bad magic)")
-        if version != VERSION:
-            raise ProtocolError(f"message version {version} is not supported (this fedtrain speaks {VERSION})")
-        if head_len > MAX_HEADER or _HEAD.size + head_len > len(view):
-            raise ProtocolError("message header length is out of bounds")
-        try:
-            header = json.loads(bytes(view[_HEAD.size:_HEAD.size + head_len]), parse_constant=_no_constant)
-            kind, rnd, sender = header["kind"], header["round"], header["sender"]
-            fields, blob_sizes = header["fields"], header["blobs"]
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise ProtocolError(f"message header is malformed: {exc}") from None
-        if not (isinstance(kind, str) and _is_int(rnd) and isinstance(sender, str)
-                and isinstance(fields, dict) and isinstance(blob_sizes, list)):
-            raise ProtocolError("message header has fields of the wrong type")
+        kind, rnd, sender, fields, blob_sizes, pos = _parse_header(view)
         blobs: dict[str, bytes] = {}
-        pos = _HEAD.size + head_len
         for entry in blob_sizes:
             if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
                     and _is_int(entry[1]) and entry[1] >= 0):
@@ -99,6 +81,37 @@ class Message:
             return self.fields[name]
         except KeyError:
             raise ProtocolError(f"{self.kind!r} message lacks the {name!r} field") from None
+
+
+def _parse_header(view: memoryview) -> tuple[str, int, str, dict, list, int]:
+    """(kind, round, sender, fields, blob table, offset of the first blob) of a message; ProtocolError if bad."""
+    if len(view) < _HEAD.size:
+        raise ProtocolError(f"message of {len(view)} bytes is shorter than its {_HEAD.size}-byte header")
+    magic, version, head_len = _HEAD.unpack_from(view)
+    if magic != MAGIC:
+        raise ProtocolError("not a fedtrain message (bad magic)")
+    if version != VERSION:
+        raise ProtocolError(f"message version {version} is not supported (this fedtrain speaks {VERSION})")
+    if head_len > MAX_HEADER or _HEAD.size + head_len > len(view):
+        raise ProtocolError("message header length is out of bounds")
+    try:
+        header = json.loads(bytes(view[_HEAD.size:_HEAD.size + head_len]), parse_constant=_no_constant)
+        kind, rnd, sender = header["kind"], header["round"], header["sender"]
+        fields, blob_sizes = header["fields"], header["blobs"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ProtocolError(f"message header is malformed: {exc}") from None
+    if not (isinstance(kind, str) and _is_int(rnd) and isinstance(sender, str)
+            and isinstance(fields, dict) and isinstance(blob_sizes, list)):
+        raise ProtocolError("message header has fields of the wrong type")
+    return kind, rnd, sender, fields, blob_sizes, _HEAD.size + head_len
+
+
+def kind_of(data: bytes) -> str | None:
+    """The kind in a message's header, read without copying its blobs (None where the header is not valid)."""
+    try:
+        return _parse_header(memoryview(data))[0]
+    except ProtocolError:
+        return None
 
 
 def _is_int(value: Any) -> bool:

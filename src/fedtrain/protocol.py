@@ -148,8 +148,8 @@ class RoundStart:
     rounding: str
     selected: tuple[int, ...]
     leader: int
-    # A folded start (see fold_context): who decrypted each chunk of round model_round, whose sealed slices
-    # the message carries instead of a model; None when it carries the model itself.
+    # A folded start (Server.defer_assembly): who decrypted each chunk of round model_round, whose sealed
+    # slices the message carries instead of a model; None when it carries the model itself.
     decryptors: tuple[int, ...] | None = None
 
 

@@ -17,9 +17,8 @@ from .errors import ConfigError, ProtocolError, RoundFailed
 from .fedavg import AVERAGING_MODES, fedavg
 from .messages import Message, vector_from_bytes, vector_to_bytes
 from .protocol import (DEFAULT_MIN_CLIENTS, MAX_ATTEMPTS, MIN_CLIENTS_FLOOR, PREVIOUS_GLOBAL, SEAL_PREVIOUS, check_array,
-                       is_int, global_context, guarded,
-                       report_context, share_context, load_array, parse_global, parse_plain_update, parse_secure_update,
-                       parse_share, parse_stats)
+                       is_int, global_context, guarded, report_context, share_context, load_array, parse_global,
+                       parse_plain_update, parse_secure_update, parse_share, parse_stats)
 from .secure_aggregation import ROUNDING_MODES, EncodingPlan, chunk_bounds
 
 PRIVACY_MODES = ("paillier", "none", "dp")
@@ -80,7 +79,7 @@ class Server:
         self.num_tensors = num_tensors  # checks the shape of the clients' encrypted maxima where given
         self.public_key = public_key if privacy == "paillier" else None
         self._global: Message | None = None
-        self._kept: dict[int, bytes] = {}  # model round -> its 'global' message, for the last two models kept
+        self._kept: dict[int, Message] = {}  # model round -> its 'global' message, for the last two models kept
         self.sealed_by: dict[int, int] = {}  # model round -> the client that sealed it (secure mode)
         self._pending: dict | None = None  # a round whose model its next round's clients assemble (folded)
         self._round_state: dict = {}
@@ -113,13 +112,14 @@ class Server:
         """Makes `message` the current global model and keeps it with the one before."""
         self._global = message
         model_round = int(message.get("model_round"))
-        self._kept[model_round] = message.to_bytes()
+        self._kept[model_round] = message
         for old in [r for r in self._kept if r < model_round - 1]:
             del self._kept[old]
 
     def kept_global(self, model_round: int) -> bytes | None:
         """The 'global' message of the model after `model_round` rounds, if it is the current or the one before."""
-        return self._kept.get(model_round)
+        kept = self._kept.get(model_round)
+        return None if kept is None else kept.to_bytes()
 
     def global_message(self) -> bytes:
         """The current global model as the server keeps it (sealed in secure mode), with the round's reports."""

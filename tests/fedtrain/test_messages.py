@@ -195,3 +195,12 @@ def test_vector_with_non_finite_values(bad):
     vector = np.array([1.0, bad, 2.0], dtype=np.float32)
     with pytest.raises(ProtocolError, match="NaN or infinite"):
         vector_from_bytes(vector_to_bytes(vector), 3)
+
+
+def test_kind_of_reads_the_header_only():
+    from fedtrain.messages import kind_of
+
+    data = Message("round_start", 3, "server", {"a": 1}, {"global": b"x" * 100}).to_bytes()
+    assert kind_of(data) == "round_start"
+    assert kind_of(data[:-10]) == "round_start"  # a truncated blob is from_bytes' to refuse, not the header's
+    assert kind_of(b"not a message") is None and kind_of(data[:8]) is None

@@ -14,9 +14,10 @@ child (it would otherwise reuse the parent's randomness).  An obfuscator pool fi
 purpose (``precompute_obfuscators``) is drained first, by fastpaillier itself.
 
 Classic r^n obfuscators with the public key (the exponent n is public) are computed 8 at a time on
-the IFMA tier only where that measured faster than gmpy2's powmod, one at a time, on the CPU's
+the IFMA tier only where that measured faster than gmpy2's powmod one at a time, by the CPU's
 vendor (see classic_lanes_pay): on Intel's IFMA cores, and not on AMD Zen 4's, which run 512-bit
-IFMA at half rate; elsewhere they take gmpy2's powmod when gmpy2 is installed.  Decryption always runs natively: on the IFMA tier one or two ciphertexts
+IFMA at half rate; elsewhere they take gmpy2's powmod when gmpy2 is installed.  Decryption always
+runs natively: on the IFMA tier one or two ciphertexts
 go through the one-row kernels, so a lone decryption is as fast as on the mulx tier and keeps
 the native core's constant-time CRT and its refusal of forged ciphertexts.
 """

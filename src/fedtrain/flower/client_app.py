@@ -32,6 +32,8 @@ from flwr.clientapp import ClientApp
 
 from ..config import RunConfig
 from ..errors import ConfigError
+# A message's kind, read from its header (None if it is not a message: the Client answers that as it does).
+from ..messages import kind_of as _kind
 from .common import (CLASS_NAMES_KEY, HELLO_KEY, NODE_CLIENT_ID, NODE_DATA_DIR, NODE_DEVICE, NODE_MIN_CLIENTS,
                      NODE_PRIVATE_KEY, NODE_SIGNING_KEY, NODE_VERIFIERS, RECORD_KEY, SIGNING_KEY_NAME,
                      TIMINGS_KEY, VERIFIERS_FILE, config_values, to_key)
@@ -65,17 +67,6 @@ def train(msg: Message, context: Context) -> Message:
     if reply is not None:
         content[RECORD_KEY] = pack(reply)
     return Message(content, reply_to=msg)
-
-
-def _kind(data: bytes) -> str | None:
-    """The kind of a fedtrain message (None if it is not one: the Client answers that as it does)."""
-    from ..errors import ProtocolError
-    from ..messages import Message as FedMessage
-
-    try:
-        return FedMessage.from_bytes(data).kind
-    except ProtocolError:
-        return None
 
 
 def client_id(context: Context) -> int:
@@ -136,16 +127,15 @@ def build_client(context: Context, *, training: bool = True):
     key = fp.PrivateKey.load(key_path, insecure=config.insecure_keys)
     signer = Signer.from_bytes(cid, signing.expanduser().read_bytes())
     verifiers = Verifiers.from_json(verifiers_path.expanduser().read_text())
-    names = tuple(n for n in str(context.run_config.get(CLASS_NAMES_KEY, "")).split(",") if n)
-    layout = None
-    if not training and STATE_LAYOUT in context.state and names:
+    names = str(context.run_config.get(CLASS_NAMES_KEY, ""))
+    listed, layout = class_names_of(names), None
+    if not training and STATE_LAYOUT in context.state and listed:
         layout = layout_from_json(str(context.state[STATE_LAYOUT]["json"]))
-        data, class_names, device = None, names, "cpu"  # neither trains nor touches the model
+        data, class_names, device = None, listed, "cpu"  # neither trains nor touches the model
     else:
         from ..training import resolve_device
 
-        data, class_names = client_data(config, cid, node.get(NODE_DATA_DIR) or None,
-                                        str(context.run_config.get(CLASS_NAMES_KEY, "")))
+        data, class_names = client_data(config, cid, node.get(NODE_DATA_DIR) or None, names)
         device = resolve_device(str(node.get(NODE_DEVICE) or config.device))
     # The run config comes from whoever submitted the run; a hospital's own floor for a round's size wins.
     own_minimum = node.get(NODE_MIN_CLIENTS, 0)
@@ -158,9 +148,14 @@ def build_client(context: Context, *, training: bool = True):
                   verifiers=verifiers, layout=layout)
 
 
+def class_names_of(text: str) -> tuple[str, ...] | None:
+    """The run config's comma-separated class names (None where it lists none)."""
+    return tuple(n for n in text.split(",") if n) or None
+
+
 def client_data(config, cid: int, data_dir: str | None, class_names: str):
     """(training images, class names) of client `cid`: its own folder, or its part of the run's data set."""
-    names = tuple(n for n in class_names.split(",") if n) if class_names else None
+    names = class_names_of(class_names)
     if data_dir is not None:
         from .data import load_hospital_folder
 

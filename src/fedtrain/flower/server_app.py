@@ -7,8 +7,8 @@ connected nodes which fedtrain client each is, then runs every round with `fedtr
 each round's model is kept it writes rounds/round_NNNN.msg: the sealed global model, the sealed training
 reports and the round's protocol record (what the server knows anyway).  Rounds are folded by default
 (run config fold-rounds): a round's model comes back, sealed, during the next round, so its record is
-written then (the last round's at once); a later Flower run of the same server
-folder goes on after the last of them (with `--run-config 'rounds=N'`, to more rounds).  A key holder turns them into the run
+written then (the last round's at once); a later Flower run of the same server folder goes on after the
+last of them (with `--run-config 'rounds=N'`, to more rounds).  A key holder turns them into the run
 directory's metrics and report (`fedtrain flower-evaluate`).  Imports no torch.
 """
 
@@ -29,9 +29,9 @@ from ..errors import ConfigError
 from ..messages import Message
 from ..rounds import run_round_with_retries
 from ..server import Server
-from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, FOLD_KEY, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE, ROUNDS_DIR,
-                     RUN_FILE, SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, completed_rounds, config_values, require,
-                     round_file, write_json)
+from .common import (CONNECT_TIMEOUT_KEY, EVENTS_FILE, FOLD_KEY, INITIAL_MODEL_FILE, MODEL_FILE, PUBLIC_KEY_FILE,
+                     ROUNDS_DIR, RUN_FILE, SERVER_DIR_KEY, VERIFIERS_FILE, EventLog, completed_rounds, config_values,
+                     require, round_file, write_json)
 from .transport import FlowerTransport, discover, refresh
 
 DEFAULT_CONNECT_TIMEOUT = 120.0  # seconds to wait for the hospitals' nodes to connect and say who they are

@@ -18,6 +18,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
 from ..errors import ProtocolError
+from ..messages import kind_of
 from .common import ARRAY_KEY, HELLO_KEY, HELLO_TYPE, MESSAGE_TYPE, NODE_CLIENT_ID, RECORD_KEY, STYPE, TIMINGS_KEY
 
 POLL_SECONDS = 0.2  # how often the SuperLink is asked for replies (Grid.send_and_receive waits 3 s)
@@ -134,12 +135,7 @@ class FlowerTransport:
 
 
 def _kind(data: bytes) -> str:
-    from ..messages import Message as FedMessage
-
-    try:
-        return FedMessage.from_bytes(data).kind
-    except ProtocolError:
-        return "?"
+    return kind_of(data) or "?"
 
 
 def discover(grid: Grid, num_clients: int, *, run_id: str, timeout: float,
