@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         fp.set_kernel_tier(tier)
         clear_reserves()
         run_tier(tier, args, per_number, many, clear_reserves)
+        classic = pub._engine.classic
+        if classic is not None:
+            timed = ", ".join(f"{name} {1e3 * t:.2f} ms" for name, t in sorted(classic._best.items()))
+            print(f"\nLone classic public-key obfuscators on this tier: {classic.chosen} "
+                  f"(best time per obfuscator while timing: {timed or 'not timed, forced'})\n")
     return 0
 
 

@@ -312,31 +312,107 @@ def test_lone_encryptions_with_shared_lanes_use_the_reserve():
     assert len(priv._engine().reserve) == 7
 
 
-@pytest.mark.parametrize("forced, vendor, expected", [
-    ("1", "AuthenticAMD", True), ("0", "GenuineIntel", False),
-    ("", "GenuineIntel", True), ("", "AuthenticAMD", False), ("", "", False)])
-def test_classic_lanes_are_used_where_they_measured_faster(monkeypatch, forced, vendor, expected):
-    """Intel IFMA: 8 classic obfuscators per call beat gmpy2; AMD Zen 4: not; the variable decides first."""
-    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, forced)
-    monkeypatch.setattr(_engine, "_VENDOR", vendor)
-    monkeypatch.setattr(_engine, "lanes_shared", lambda: True)
-    assert _engine.classic_lanes_pay() is expected
-    monkeypatch.setattr(_engine, "lanes_shared", lambda: False)  # never off the IFMA tier
-    assert _engine.classic_lanes_pay() is False
+class _FakeClock:
+    """A clock that each candidate advances by its own cost per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_lone_classic_encryptions_take_the_reserve_where_lanes_pay(monkeypatch):
-    if not fp.kernel_tier() == "ifma":
-        pytest.skip("the reserve is used where the IFMA tier computes 8 ciphertexts per call")
-    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, "1")
+def _timed_candidates(clock, costs, made):
+    """Candidates that cost costs[name] seconds per call and make 8 (lanes) or 1 obfuscator."""
+    def candidate(name):
+        def make():
+            clock.now += costs[name]
+            count = 8 if name == "lanes" else 1
+            values = [len(made) + k for k in range(count)]
+            made.extend(values)
+            return values
+        return make
+    return {name: candidate(name) for name in costs}
+
+
+@pytest.mark.parametrize("costs, expected", [
+    ({"lanes": 8 * 7.4, "native": 7.9, "gmpy2": 8.3}, "lanes"),     # per value: 7.4 < 7.9 < 8.3
+    ({"lanes": 8 * 11.3, "native": 6.5, "gmpy2": 7.9}, "native"),
+    ({"lanes": 8 * 11.3, "native": 12.3, "gmpy2": 10.9}, "gmpy2"),
+    ({"native": 6.5, "gmpy2": 7.9}, "native")])
+def test_lone_classic_obfuscators_come_from_the_fastest_candidate(monkeypatch, costs, expected):
+    """Each candidate is timed SAMPLES times per value; every obfuscator made is handed out once."""
+    monkeypatch.delenv(_engine.CLASSIC_ENV, raising=False)
+    clock, made = _FakeClock(), []
+    reserve = _engine._Reserve()
+    source = _engine.ClassicObfuscators(_timed_candidates(clock, costs, made), clock=clock)
+    handed = [reserve.take(source.make) for _ in range(40)]
+    assert source.chosen == expected
+    assert len(set(handed)) == len(handed)  # none twice
+    assert sorted(handed + reserve._items) == made  # none dropped: the rest waits in the reserve
+    calls = {name: 0 for name in costs}
+    for name, fn in list(source._candidates.items()):
+        source._candidates[name] = (lambda n, f: lambda: (calls.__setitem__(n, calls[n] + 1), f())[1])(name, fn)
+    reserve.clear()
+    reserve.take(source.make)
+    assert calls[expected] == 1 and sum(calls.values()) == 1
+
+
+def test_lone_classic_obfuscators_keep_the_best_sample(monkeypatch):
+    """A slow first call (a cold cache, another process) does not decide alone."""
+    monkeypatch.delenv(_engine.CLASSIC_ENV, raising=False)
+    clock, made = _FakeClock(), []
+    costs = {"native": 20.0, "gmpy2": 8.0}
+    source = _engine.ClassicObfuscators(_timed_candidates(clock, costs, made), clock=clock)
+    source.make()  # native: 20 per value
+    costs["native"] = 6.0
+    for _ in range(3):
+        source.make()
+    assert source.chosen == "native"
+
+
+@pytest.mark.parametrize("forced", ["lanes", "native", "gmpy2"])
+def test_the_variable_forces_the_classic_source(monkeypatch, forced):
+    monkeypatch.setenv(_engine.CLASSIC_ENV, forced)
+    clock, made = _FakeClock(), []
+    costs = {"lanes": 1000.0, "native": 1000.0, "gmpy2": 1000.0}
+    source = _engine.ClassicObfuscators(_timed_candidates(clock, costs, made), clock=clock)
+    assert source.chosen == forced
+    source.make()
+    assert clock.now == 1000.0  # no timing round: one call of the forced candidate
+
+
+def test_an_unknown_classic_source_is_refused(monkeypatch):
+    monkeypatch.setenv(_engine.CLASSIC_ENV, "fastest")
+    with pytest.raises(fp.InvalidArgumentError, match="FASTPAILLIER_PHE_CLASSIC='fastest'"):
+        _engine.ClassicObfuscators({"native": lambda: [1]})
+
+
+@pytest.mark.parametrize("forced", ["", "lanes", "native", "gmpy2"])
+def test_lone_classic_encryptions_decrypt_whatever_makes_them(monkeypatch, forced):
+    if forced:
+        monkeypatch.setenv(_engine.CLASSIC_ENV, forced)
+    else:
+        monkeypatch.delenv(_engine.CLASSIC_ENV, raising=False)
     pub, priv = paillier.generate_paillier_keypair(n_length=512)
     assert pub.djn_base is None
+    numbers = [pub.encrypt(v) for v in range(24)]  # timing takes 2 x (8 + 1 + 1) where lanes run
+    assert [priv.decrypt(x) for x in numbers] == list(range(24))
+    assert len({x.ciphertext(False) for x in numbers}) == 24  # fresh randomness each
+    if forced:
+        assert pub._engine.classic.chosen == forced
+    else:
+        assert pub._engine.classic.chosen in pub._engine._classic_candidates()
+
+
+def test_lone_classic_encryptions_take_the_reserve_when_lanes_are_chosen(monkeypatch):
+    if not fp.kernel_tier() == "ifma":
+        pytest.skip("lanes are a candidate where the IFMA tier computes 8 ciphertexts per call")
+    monkeypatch.setenv(_engine.CLASSIC_ENV, "lanes")
+    pub, priv = paillier.generate_paillier_keypair(n_length=512)
     numbers = [pub.encrypt(v) for v in range(10)]
     assert len(pub._engine.reserve) == 6  # two batches of 8, 10 used
     assert [priv.decrypt(x) for x in numbers] == list(range(10))
-    assert len({x.ciphertext(False) for x in numbers}) == 10  # fresh randomness each
-    monkeypatch.setenv(_engine.CLASSIC_LANES_ENV, "0")
-    assert priv.decrypt(pub.encrypt(11)) == 11 and len(pub._engine.reserve) == 6  # gmpy2's powmod
 
 
 @pytest.mark.parametrize("keys", ["small", "big"])

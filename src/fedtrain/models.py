@@ -32,10 +32,15 @@ class SmallCNN(nn.Module):
 
 
 def _resnet50(num_classes: int, in_channels: int) -> nn.Module:
-    """torchvision ResNet50 (no weights), 1-channel stem, dropout 0.5 before the final linear layer."""
+    """torchvision ResNet50 (no weights), 1-channel stem, dropout 0.5 before the final linear layer.
+
+    The last BatchNorm of every residual branch starts at zero (zero_init_residual, Goyal et al.
+    2017; timm's default), so each block starts as the identity: from scratch with SGD at lr 0.05 the
+    default init diverged (train loss 18, chance after 4 rounds) where this one trains.
+    """
     from torchvision.models import resnet50
 
-    model = resnet50(weights=None)
+    model = resnet50(weights=None, zero_init_residual=True)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     model.fc = nn.Sequential(nn.Dropout(0.5), nn.Linear(model.fc.in_features, num_classes))
     return model

@@ -13,13 +13,12 @@ multiplication.  Every reserved obfuscator is used once and the reserve is dropp
 child (it would otherwise reuse the parent's randomness).  An obfuscator pool filled on
 purpose (``precompute_obfuscators``) is drained first, by fastpaillier itself.
 
-Classic r^n obfuscators with the public key (the exponent n is public) are computed 8 at a time on
-the IFMA tier only where that measured faster than gmpy2's powmod one at a time, by the CPU's
-vendor (see classic_lanes_pay): on Intel's IFMA cores, and not on AMD Zen 4's, which run 512-bit
-IFMA at half rate; elsewhere they take gmpy2's powmod when gmpy2 is installed.  Decryption always
-runs natively: on the IFMA tier one or two ciphertexts
-go through the one-row kernels, so a lone decryption is as fast as on the mulx tier and keeps
-the native core's constant-time CRT and its refusal of forged ciphertexts.
+Classic r^n obfuscators with the public key (the exponent n is public) are made the way that
+measured fastest for the key, in the process (ClassicObfuscators): 8 per IFMA call, one native
+call (GMP's mpz_powm), or gmpy2's powmod; which wins depends on the CPU and on the GMP builds.
+Decryption always runs natively: on the IFMA tier one or two ciphertexts go through the one-row
+kernels, so a lone decryption is as fast as on the mulx tier and keeps the native core's
+constant-time CRT and its refusal of forged ciphertexts.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import math
 import os
 import secrets
 import threading
+import time
 import weakref
 from typing import Sequence
 
@@ -62,36 +62,52 @@ def lanes_shared() -> bool:
     return fp.kernel_tier() == "ifma"
 
 
-CLASSIC_LANES_ENV = "FASTPAILLIER_PHE_CLASSIC_LANES"  # "1" or "0": force the choice of classic_lanes_pay
+CLASSIC_ENV = "FASTPAILLIER_PHE_CLASSIC"  # lanes | native | gmpy2: force how lone r^n obfuscators are made
+CLASSIC_SOURCES = ("lanes", "native", "gmpy2")
 
 
-def cpu_vendor() -> str:
-    """The CPU vendor string of /proc/cpuinfo ('GenuineIntel', 'AuthenticAMD', ...), '' where unknown."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+class ClassicObfuscators:
+    """Makes lone classic r^n obfuscators the way that measured fastest for this key in this process.
 
-
-def classic_lanes_pay() -> bool:
-    """Whether 8 classic r^n obfuscators in one IFMA call cost less per value than gmpy2's powmod.
-
-    Measured at 2048 bits, one thread (benchmarks/bench_phe_dropin.py, encrypt_many against phe): an
-    Intel Xeon with IFMA 7.38 ms per value against 8.15 ms (yes); an AMD EPYC Zen 4 11.3 ms against
-    10.9 ms (no).  So: yes on the IFMA tier of an Intel CPU, no elsewhere; FASTPAILLIER_PHE_CLASSIC_LANES
-    =1 or =0 decides instead (for CPUs not measured here).
+    The candidates (each a function returning a list of fresh obfuscators): "lanes", 8 per native
+    call where the IFMA tier computes 8 for the price of one; "native", one native call (GMP's
+    mpz_powm as fastpaillier links it); "gmpy2", gmpy2's powmod (phe's own way, with gmpy2's GMP).
+    Which wins depends on the CPU and on the two GMP builds, so the first ``SAMPLES`` calls of each
+    candidate are timed, round robin; every obfuscator made while timing is handed out like any
+    other (none is dropped, none used twice).  After that the candidate with the lowest time per
+    obfuscator (best sample) makes them all.  FASTPAILLIER_PHE_CLASSIC names one candidate instead.
+    Not thread safe on its own: the key's _Reserve calls make() under its lock.
     """
-    forced = os.environ.get(CLASSIC_LANES_ENV, "")
-    if forced in ("0", "1"):
-        return forced == "1" and lanes_shared()
-    return lanes_shared() and _VENDOR == "GenuineIntel"
 
+    SAMPLES = 2
 
-_VENDOR = cpu_vendor()
+    def __init__(self, candidates: dict, clock=time.perf_counter) -> None:
+        forced = os.environ.get(CLASSIC_ENV, "")
+        if forced and forced not in CLASSIC_SOURCES:
+            raise fp.InvalidArgumentError(
+                f"{CLASSIC_ENV}={forced!r}: use one of {', '.join(CLASSIC_SOURCES)}, or unset it to measure")
+        if forced in candidates:
+            candidates = {forced: candidates[forced]}
+        self._candidates = candidates
+        self._clock = clock
+        self._best: dict[str, float] = {}  # name -> best seconds per obfuscator so far
+        self._runs = 0
+        self.chosen: str | None = next(iter(candidates)) if len(candidates) == 1 else None
+
+    def make(self, _count: int = 0) -> list[int]:
+        """Fresh obfuscators from the chosen candidate, or from the next one still being timed."""
+        if self.chosen is not None:
+            return self._candidates[self.chosen]()
+        names = list(self._candidates)
+        name = names[self._runs % len(names)]
+        start = self._clock()
+        made = self._candidates[name]()
+        per_value = (self._clock() - start) / len(made)
+        self._best[name] = min(per_value, self._best.get(name, per_value))
+        self._runs += 1
+        if self._runs == self.SAMPLES * len(names):
+            self.chosen = min(self._best, key=self._best.__getitem__)
+        return made
 
 
 class ModN2:
@@ -143,7 +159,7 @@ _ENGINES: "weakref.WeakSet[_Reserve]" = weakref.WeakSet()
 
 
 class _Reserve:
-    """Obfuscators computed ahead, 8 per native call, each handed out once, per process."""
+    """Obfuscators computed ahead (8 per IFMA call), each handed out once, per process."""
 
     def __init__(self) -> None:
         self._items: list[int] = []
@@ -157,7 +173,7 @@ class _Reserve:
                 self._items.clear()
                 self._pid = os.getpid()
             if not self._items:
-                self._items = refill(_LANES)
+                self._items = list(refill(_LANES))
             return self._items.pop()
 
     def clear(self) -> None:
@@ -190,6 +206,8 @@ class PublicEngine:
         self.nsq_mpz = self.arith.mpz
         self.n_mpz = None if gmpy2 is None else gmpy2.mpz(self.n)
         self.reserve = _Reserve()
+        self.classic: ClassicObfuscators | None = None  # made on the first lone classic encryption
+        self._classic_tier = ""
 
     @classmethod
     def create(cls, n: int, djn_h: int | None, djn_base: int | None) -> "PublicEngine | None":
@@ -224,11 +242,19 @@ class PublicEngine:
             if lanes_shared():
                 return self.reserve.take(self._zeros)
             return self._zeros(1)[0]
-        if classic_lanes_pay():
-            return self.reserve.take(self._zeros)
+        tier = fp.kernel_tier()
+        if self.classic is None or self._classic_tier != tier:  # timed again on another tier
+            self.classic, self._classic_tier = ClassicObfuscators(self._classic_candidates()), tier
+        return self.reserve.take(self.classic.make)
+
+    def _classic_candidates(self) -> dict:
+        candidates = {}
+        if lanes_shared() or os.environ.get(CLASSIC_ENV) == "lanes":  # off the IFMA tier: 8 rows, one call
+            candidates["lanes"] = lambda: self._zeros(_LANES)
+        candidates["native"] = lambda: self._zeros(1)
         if self.nsq_mpz is not None:
-            return int(gmpy2.powmod(self._random_unit(), self.n_mpz, self.nsq_mpz))
-        return self._zeros(1)[0]
+            candidates["gmpy2"] = lambda: [int(gmpy2.powmod(self._random_unit(), self.n_mpz, self.nsq_mpz))]
+        return candidates
 
     def _random_unit(self) -> int:
         n = self.n
@@ -240,8 +266,6 @@ class PublicEngine:
     def encrypt(self, m: int) -> int:
         """One ciphertext of 0 <= m < n."""
         if self.key.obfuscators_available or (self.djn and not lanes_shared()):
-            return self.encrypt_batch([m], threads=1)[0]
-        if not self.djn and self.nsq_mpz is None and not classic_lanes_pay():
             return self.encrypt_batch([m], threads=1)[0]
         return self.arith.mul(self.obfuscator(), self.n * m + 1)
 
