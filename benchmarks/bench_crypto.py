@@ -677,7 +677,7 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
         "fastpaillier's time on the row's thread count; targets on it apply to 1 thread.",
         f"DJN rows: the same p, q with h_s from PrivateKey.with_djn(); exponents a of {(cfg.bits + 1) // 2 + 128} "
         "bits (ceil(|n|/2) + 128), comb tables (IFMA: 6-bit windows mod n^2, 5-bit mod p^2, q^2; other tiers: 5-bit "
-        "windows mod p^2, q^2 and 6-bit mod n^2), built "
+        "windows mod p^2, q^2 and 7-bit mod n^2), built "
         "once per key before timing. The pooled row refills the DJN pool (by CRT) outside the timed region "
         "before every call; its time is the online part only.",
         f"powm kernel: {work.powm_bases.shape[0]} random bases mod p^2 ({work.powm_mod.bit_length()} bits), one "

@@ -447,8 +447,12 @@ namespace {
 constexpr unsigned kDjnWindowPublic = 6;
 constexpr unsigned kDjnWindowCrt = 5;
 // The same for the 64-bit Montgomery tiers (mulx, portable), measured on
-// AMD EPYC (Zen 4) without AVX-512: see benchmarks/RESULTS_issue9.md.
-constexpr unsigned kDjnWindow64Public = 6;
+// AMD EPYC (Zen 4) without AVX-512 (benchmarks/RESULTS_issue9.md).  Mod n^2
+// the register-held AVX2 scan (ct_select.hpp) moved the optimum from 6 to 7
+// bits: 1152-bit exponents mod a 4096-bit n^2 took 530-553 us against
+// 548-588 us (Zen 4, mulx rows), for a table of 165 x 128 entries (10.8 MB
+// per key instead of 6.3 MB).
+constexpr unsigned kDjnWindow64Public = 7;
 constexpr unsigned kDjnWindow64Crt = 5;
 
 // Eight exponents (or obfuscators) owned by one worker; wiped on destruction.
