@@ -451,7 +451,10 @@ constexpr unsigned kDjnWindowCrt = 5;
 // the register-held AVX2 scan (ct_select.hpp) moved the optimum from 6 to 7
 // bits: 1152-bit exponents mod a 4096-bit n^2 took 530-553 us against
 // 548-588 us (Zen 4, mulx rows), for a table of 165 x 128 entries (10.8 MB
-// per key instead of 6.3 MB).
+// per key instead of 6.3 MB).  A lone encryption whose table went cold
+// between calls (the phe drop-in's one-at-a-time loop) pays for the larger
+// table: 631-719 us against 588-640 us with 6 bits; batches are the path
+// this library is built for, so 7 bits it is.
 constexpr unsigned kDjnWindow64Public = 7;
 constexpr unsigned kDjnWindow64Crt = 5;
 

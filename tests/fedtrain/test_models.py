@@ -59,6 +59,16 @@ def test_big_models_structure(big_models, name):
     assert linears == [head[1]]  # the only linear layer is the final one, right after the dropout
 
 
+def test_resnet50_residual_branches_start_as_identity(big_models):
+    """zero_init_residual: each bottleneck's last BatchNorm scale is 0, every other BatchNorm's is 1."""
+    from torchvision.models.resnet import Bottleneck
+
+    blocks = [m for m in big_models["resnet50"].modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16
+    assert all(torch.count_nonzero(b.bn3.weight) == 0 for b in blocks)
+    assert all(torch.all(b.bn1.weight == 1) and torch.all(b.bn2.weight == 1) for b in blocks)
+
+
 def test_smallcnn_structure():
     model = build_model("smallcnn")
     assert _first_conv(model, "smallcnn").in_channels == 1
