@@ -173,7 +173,7 @@ class _Reserve:
                 self._items.clear()
                 self._pid = os.getpid()
             if not self._items:
-                self._items = list(refill(_LANES))
+                self._items = refill(_LANES)
             return self._items.pop()
 
     def clear(self) -> None:
