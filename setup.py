@@ -11,7 +11,7 @@ import tempfile
 from setuptools import Extension, setup
 
 CSRC = ["csrc/paillier_core.cpp", "csrc/codec_kernels.cpp", "csrc/csprng.cpp", "csrc/ifma_montgomery.cpp",
-        "csrc/fixed_base.cpp", "csrc/kernel_tier.cpp", "csrc/mont64.cpp"]
+        "csrc/fma_montgomery.cpp", "csrc/fixed_base.cpp", "csrc/kernel_tier.cpp", "csrc/mont64.cpp"]
 GMP_HINT = (
     "fastpaillier needs the GMP headers and library (gmp.h, libgmp) to build.\n"
     "  Debian/Ubuntu: apt-get install libgmp-dev\n"

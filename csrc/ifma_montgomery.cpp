@@ -11,6 +11,8 @@
 #include <cstring>
 #include <memory>
 
+#include "fma_montgomery.hpp"
+#include "kernel_tier.hpp"
 #include "limb_io.hpp"
 
 namespace fp {
@@ -292,9 +294,11 @@ void IfmaFixedBase::init(const IfmaModulus& mod, mpz_srcptr modulus, mpz_srcptr 
   mpz_clears(b, x, t, nullptr);
 }
 
+namespace {
+
 __attribute__((target("avx512f,avx512ifma")))
-void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& fb,
-                      const mpz_srcptr e[8], mpz_ptr out[8]) {
+void ifma_fixed_powm8_avx512(const IfmaModulus& mod, const IfmaFixedBase& fb,
+                             const mpz_srcptr e[8], mpz_ptr out[8]) {
   const size_t D = mod.digits, entries = size_t{1} << fb.window;
   VectorBuffer buf(5 * D);
   __m512i* m = buf.ptr;
@@ -317,8 +321,8 @@ void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& fb,
 }
 
 __attribute__((target("avx512f,avx512ifma")))
-void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
-                      const mpz_srcptr base[8], mpz_ptr out[8]) {
+void ifma_powm8_lanes_avx512(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
+                             const mpz_srcptr base[8], mpz_ptr out[8]) {
   const size_t D = mod.digits;
   const size_t entries = size_t{1} << kWindow;
   // m, R mod m, R^2 mod m broadcast; x (base), acc, tmp, scratch, table.
@@ -356,6 +360,29 @@ void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits
   }
   std::memset(win.data(), 0, win.size() * sizeof(uint64_t));
   leave_montgomery(out, acc, m, k0, D, tmp, scratch, dig);
+}
+
+}  // namespace
+
+// The 8-lane entry points run on AVX-512 IFMA or, on the avx2 tier, on AVX2
+// FMA (fma_montgomery.hpp); both compute the same values.  These two are
+// plain functions, so nothing AVX-512 runs before the tier is checked.
+void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& fb,
+                      const mpz_srcptr e[8], mpz_ptr out[8]) {
+  if (kernel_tier() == Tier::kAvx2) {
+    fma_fixed_powm8(mod, fb, e, out);
+  } else {
+    ifma_fixed_powm8_avx512(mod, fb, e, out);
+  }
+}
+
+void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
+                      const mpz_srcptr base[8], mpz_ptr out[8]) {
+  if (kernel_tier() == Tier::kAvx2) {
+    fma_powm8_lanes(mod, e, bits, base, out);
+  } else {
+    ifma_powm8_lanes_avx512(mod, e, bits, base, out);
+  }
 }
 
 // ---- Montgomery-form rows ----------------------------------------------------

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "fma_montgomery.hpp"
 #include "ifma_montgomery.hpp"
 
 namespace fp {
@@ -21,13 +22,14 @@ bool cpu_has_mulx() {
 #endif
 }
 
-// The default order: ifma, then mulx, then gmp.  The portable tier is not a
+// The default order: ifma, then avx2, then mulx, then gmp.  The portable tier is not a
 // default: with plain C++ 128-bit products it measured about 1.8x slower
 // than GMP's assembly (mpz_powm_sec) on x86-64, and GMP has assembly for
 // most other 64-bit CPUs too; it stays available on request
 // (FASTPAILLIER_KERNEL=portable) and is tested everywhere.
 Tier best_tier(bool allow_ifma) {
   if (allow_ifma && ifma_cpu_supported()) return Tier::kIfma;
+  if (tier_supported(Tier::kAvx2)) return Tier::kAvx2;
   if (cpu_has_mulx()) return Tier::kMulx;
   return Tier::kGmp;
 }
@@ -37,7 +39,7 @@ Tier best_tier(bool allow_ifma) {
 Tier initial_tier() {
   const char* forced = std::getenv("FASTPAILLIER_KERNEL");
   if (forced != nullptr && *forced != '\0') {
-    for (Tier t : {Tier::kIfma, Tier::kMulx, Tier::kPortable, Tier::kGmp}) {
+    for (Tier t : {Tier::kIfma, Tier::kAvx2, Tier::kMulx, Tier::kPortable, Tier::kGmp}) {
       if (std::strcmp(forced, tier_name(t)) == 0 && tier_supported(t)) return t;
     }
   }
@@ -49,6 +51,7 @@ Tier initial_tier() {
 const char* tier_name(Tier t) {
   switch (t) {
     case Tier::kIfma: return "ifma";
+    case Tier::kAvx2: return "avx2";
     case Tier::kMulx: return "mulx";
     case Tier::kPortable: return "portable";
     case Tier::kGmp: return "gmp";
@@ -59,6 +62,7 @@ const char* tier_name(Tier t) {
 bool tier_supported(Tier t) {
   switch (t) {
     case Tier::kIfma: return ifma_cpu_supported();
+    case Tier::kAvx2: return fma_cpu_supported() && cpu_has_mulx();
     case Tier::kMulx: return cpu_has_mulx();
     case Tier::kPortable:
     case Tier::kGmp: return true;
@@ -85,7 +89,17 @@ bool set_kernel_tier(Tier t) {
 
 bool mont64_enabled() {
   const Tier t = kernel_tier();
-  return t == Tier::kMulx || t == Tier::kPortable;
+  return t == Tier::kMulx || t == Tier::kPortable || t == Tier::kAvx2;
+}
+
+bool mont64_mulx_rows() {
+  const Tier t = kernel_tier();
+  return t == Tier::kMulx || t == Tier::kAvx2;
+}
+
+bool lanes52_enabled() {
+  const Tier t = kernel_tier();
+  return t == Tier::kIfma || t == Tier::kAvx2;
 }
 
 // Kept for the IFMA code and older callers: ifma is the active tier.

@@ -440,7 +440,7 @@ void fixed_powm_rows(const Mont64Modulus& M, const Mont64FixedBase& tb, uint64_t
 
 bool use_mulx() {
 #ifdef FP_HAVE_MULX_BUILD
-  return kernel_tier() == Tier::kMulx;
+  return mont64_mulx_rows();
 #else
   return false;
 #endif

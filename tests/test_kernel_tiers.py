@@ -1,4 +1,4 @@
-"""Every kernel tier (ifma, mulx, portable, gmp) gives the same bits, checked against gmpy2.
+"""Every kernel tier (ifma, avx2, mulx, portable, gmp) gives the same bits, checked against gmpy2.
 
 Each test runs on the tiers this CPU supports and skips the others with a reason, so the suite
 passes on CPUs without AVX-512 IFMA (or without BMI2/ADX) and under FASTPAILLIER_DISABLE_IFMA=1.
@@ -26,6 +26,7 @@ SUPPORTED_TIERS = fp.available_kernel_tiers()
 CPU_FLAGS = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
 CPU_HAS_IFMA = "avx512ifma" in CPU_FLAGS
 CPU_HAS_MULX = " bmi2" in CPU_FLAGS and " adx" in CPU_FLAGS
+CPU_HAS_AVX2_FMA = " avx2" in CPU_FLAGS and " fma" in CPU_FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,7 @@ def test_tier_list_matches_the_cpu():
     assert ("ifma" in SUPPORTED_TIERS) == CPU_HAS_IFMA
     if sys.platform.startswith("linux") and os.uname().machine == "x86_64":
         assert ("mulx" in SUPPORTED_TIERS) == CPU_HAS_MULX
+        assert ("avx2" in SUPPORTED_TIERS) == (CPU_HAS_AVX2_FMA and CPU_HAS_MULX)
     assert fp.kernel_tier() == DEFAULT_TIER
 
 
@@ -76,8 +78,8 @@ def test_default_is_the_fastest_supported_tier():
 
 def test_set_kernel_tier_rejects_unknown_and_unsupported_names():
     with pytest.raises(fp.UnsupportedKernelError, match="does not exist"):
-        fp.set_kernel_tier("avx2")
-    for name in ("ifma", "mulx"):
+        fp.set_kernel_tier("avx9")
+    for name in ("ifma", "avx2", "mulx"):
         if name not in SUPPORTED_TIERS:
             with pytest.raises(fp.UnsupportedKernelError, match="cannot run"):
                 fp.set_kernel_tier(name)
@@ -105,7 +107,7 @@ def test_environment_variables_choose_the_tier():
         out = _run(code, FASTPAILLIER_KERNEL=name, FASTPAILLIER_DISABLE_IFMA="1")
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == name  # an explicit tier wins over DISABLE_IFMA
-    for bad in ("avx9", *(t for t in ("ifma", "mulx") if t not in SUPPORTED_TIERS)):
+    for bad in ("avx9", *(t for t in ("ifma", "avx2", "mulx") if t not in SUPPORTED_TIERS)):
         out = _run(code, FASTPAILLIER_KERNEL=bad)
         assert out.returncode != 0
         assert "UnsupportedKernelError" in out.stderr and "FASTPAILLIER_KERNEL" in out.stderr

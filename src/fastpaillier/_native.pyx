@@ -84,13 +84,15 @@ cdef extern from "kernel_tier.hpp" namespace "fp" nogil:
         kPortable "fp::Tier::kPortable"
         kMulx "fp::Tier::kMulx"
         kIfma "fp::Tier::kIfma"
+        kAvx2 "fp::Tier::kAvx2"
     Tier c_kernel_tier "fp::kernel_tier"()
     bint c_tier_supported "fp::tier_supported"(Tier)
     bint c_set_kernel_tier "fp::set_kernel_tier"(Tier)
 
 
-KERNEL_TIERS = ("ifma", "mulx", "portable", "gmp")   # fastest first
-cdef dict _TIER_CODES = {"ifma": Tier.kIfma, "mulx": Tier.kMulx, "portable": Tier.kPortable, "gmp": Tier.kGmp}
+KERNEL_TIERS = ("ifma", "avx2", "mulx", "portable", "gmp")   # fastest first
+cdef dict _TIER_CODES = {"ifma": Tier.kIfma, "avx2": Tier.kAvx2, "mulx": Tier.kMulx, "portable": Tier.kPortable,
+                         "gmp": Tier.kGmp}
 
 
 def ifma_enabled():
@@ -104,7 +106,7 @@ def set_ifma_enabled(bint on):
 
 
 def kernel_tier():
-    """Name of the active kernel tier: 'ifma', 'mulx', 'portable' or 'gmp'."""
+    """Name of the active kernel tier: 'ifma', 'avx2', 'mulx', 'portable' or 'gmp'."""
     cdef Tier t = c_kernel_tier()
     for name, code in _TIER_CODES.items():
         if code == t:

@@ -4,13 +4,16 @@ Every tier computes bit-identical results; they differ in speed and in what the 
 
 - ``ifma``: 8-lane AVX-512 IFMA Montgomery arithmetic (Intel Ice Lake and later, AMD Zen 4/5
   where the hypervisor exposes AVX-512).
+- ``avx2``: the same radix-2^52 Montgomery arithmetic in 4 lanes of AVX2 double-precision FMA
+  (x86-64 with AVX2, FMA, BMI2 and ADX: Intel since Broadwell, AMD since Zen 1); lone rows and
+  batches of up to four run on the mulx rows.
 - ``mulx``: fixed-size Montgomery arithmetic on 64-bit limbs in mulx/adcx/adox assembly
   (x86-64 with BMI2 and ADX: Intel since Broadwell, AMD since Zen 1).
 - ``portable``: the same Montgomery code in plain C++ (any 64-bit CPU, ARM included); about
   1.8x slower than GMP's assembly on x86-64, so it runs only when asked for.
 - ``gmp``: GMP's constant-time ``mpz_powm_sec`` and plain mpz arithmetic (the reference).
 
-The default is ifma where the CPU has it, else mulx, else gmp.  ``FASTPAILLIER_KERNEL=<tier>`` forces a tier at
+The default is ifma where the CPU has it, else avx2, else mulx, else gmp.  ``FASTPAILLIER_KERNEL=<tier>`` forces a tier at
 import; ``FASTPAILLIER_DISABLE_IFMA=1`` keeps the default off ``ifma``.  Secret exponents are
 processed in constant time on every tier.
 """
@@ -22,16 +25,16 @@ import os
 from . import _native
 from .errors import UnsupportedKernelError
 
-TIERS: tuple[str, ...] = tuple(_native.KERNEL_TIERS)  # ifma, mulx, portable, gmp
+TIERS: tuple[str, ...] = tuple(_native.KERNEL_TIERS)  # ifma, avx2, mulx, portable, gmp
 
 
 def kernel_tier() -> str:
-    """The tier in use: 'ifma', 'mulx', 'portable' or 'gmp'."""
+    """The tier in use: 'ifma', 'avx2', 'mulx', 'portable' or 'gmp'."""
     return _native.kernel_tier()
 
 
 def available_kernel_tiers() -> list[str]:
-    """The tiers this CPU and build can run, in the order ifma, mulx, portable, gmp."""
+    """The tiers this CPU and build can run, in the order ifma, avx2, mulx, portable, gmp."""
     return [t for t in TIERS if _native.tier_supported(t)]
 
 
