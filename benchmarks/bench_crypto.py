@@ -41,7 +41,7 @@ exponentiation kernel 1.5x over mpz_powm.  On every other tier (CPUs without AVX
 classic CRT 4x, DJN public 14x, DJN CRT 18x, pooled 1000x, decryption 1.25x, addition 3x, packed
 150x (classic) and 1800x (DJN), packed decryption 130x, the kernel 1.1x.  And a throughput
 scaling of at least 1.8x on 2 threads for every fastpaillier operation.  The header names the
-kernel tier (FASTPAILLIER_KERNEL=ifma|mulx|portable|gmp forces one).
+kernel tier (FASTPAILLIER_KERNEL=ifma|avx2|mulx|portable|gmp forces one).
 Every operation is checked for correctness once, outside the timed regions, before timing.
 
 Peers (optional, ``--peers``; on by default when one of them imports): SecretFlow's ``sf-heu``
@@ -395,7 +395,7 @@ IFMA_TARGETS = {"encrypt_crt": 2.5, "encrypt_djn": 20.0, "encrypt_djn_crt": 30.0
 NO_IFMA_TARGETS = {"encrypt_crt": 4.0, "encrypt_djn": 14.0, "encrypt_djn_crt": 18.0, "encrypt_pooled": 1000.0,
                    "decrypt": 1.25, "add": 3.0, "packed_crt": 150.0, "packed_djn_crt": 1800.0,
                    "packed_decrypt": 130.0, "powm": 1.1}
-POWM_KERNEL = {"ifma": "IFMA 8-lane", "mulx": "mulx Montgomery", "portable": "C++ Montgomery",
+POWM_KERNEL = {"ifma": "IFMA 8-lane", "avx2": "AVX2 FMA 4-lane", "mulx": "mulx Montgomery", "portable": "C++ Montgomery",
                "gmp": "mpz_powm_sec"}
 
 
@@ -654,7 +654,7 @@ def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> l
             "CRT encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
             "ciphertext products in Montgomery form mod n^2"
             if kernel_tier_name() == "ifma" else
-            f"{kernel_tier_note()} (FASTPAILLIER_KERNEL=ifma|mulx|portable|gmp forces a tier)"),
+            f"{kernel_tier_note()} (FASTPAILLIER_KERNEL=ifma|avx2|mulx|portable|gmp forces a tier)"),
         f"key: {cfg.bits}-bit n, the same n, p, q for fastpaillier and phe",
         f"1-minute load average: {load_before} before timing, {load_average()} after "
         f"(on {usable_cores()} usable CPUs; other work on the machine lowers the 2-thread scaling)",

@@ -18,10 +18,13 @@ def cpu_model() -> str:
 
 
 # The kernel tiers of fastpaillier's C++ core, fastest first, as the benchmark tables name them.
-KERNEL_TIER_LABELS = {"ifma": "IFMA", "mulx": "mulx", "portable": "portable", "gmp": "GMP"}
+KERNEL_TIER_LABELS = {"ifma": "IFMA", "avx2": "AVX2", "mulx": "mulx", "portable": "portable", "gmp": "GMP"}
 
 KERNEL_TIER_NOTES = {
     "ifma": "AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52)",
+    "avx2": "AVX2 FMA 4-lane Montgomery arithmetic (radix 2^52, two lanes of four per 8-row group) for CRT "
+            "decryption, CRT encryption, the DJN fixed-base tables and ciphertext products; mulx rows "
+            "(BMI2 + ADX) for lone rows; no AVX-512",
     "mulx": "Montgomery arithmetic on 64-bit limbs with mulx/adcx/adox (BMI2 + ADX), no AVX-512 IFMA",
     "portable": "Montgomery arithmetic on 64-bit limbs in plain C++ (no mulx/ADX, no AVX-512 IFMA)",
     "gmp": "GMP only (mpz_powm_sec / mpn_sec_*), no AVX-512 IFMA",
@@ -29,7 +32,7 @@ KERNEL_TIER_NOTES = {
 
 
 def kernel_tier_name() -> str:
-    """The kernel tier fastpaillier runs on: "ifma", "mulx", "portable" or "gmp".
+    """The kernel tier fastpaillier runs on: "ifma", "avx2", "mulx", "portable" or "gmp".
 
     `fastpaillier._native.kernel_tier()` where the build has it (FASTPAILLIER_KERNEL forces
     a tier there); older builds only know IFMA or not, so they answer "ifma" or "gmp".

@@ -39,7 +39,7 @@ bool ifma_cpu_supported();
 // out[l] = base[l]^e mod m for 8 lanes.  base values must be < m; |e| > 0.
 // Constant time in e and the bases for a fixed bit length of e: the window
 // schedule depends on bit_length(e) only and table entries are read by a
-// full masked scan.  Requires ifma_enabled().
+// full masked scan.  Requires lanes52_enabled() (on the avx2 tier these entry points run the AVX2 FMA kernels).
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
                 mpz_ptr out[8]);
 
@@ -66,7 +66,7 @@ struct IfmaFixedBase {
 // product per window and no squarings.  Constant time in the e[l]: each
 // window reads every entry of its row for every lane (masked broadcasts) and
 // the sequence of operations depends on the table's shape only.  Requires
-// ifma_enabled().
+// lanes52_enabled().
 void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table,
                       const mpz_srcptr e[8], mpz_ptr out[8]);
 

@@ -1,7 +1,7 @@
 """Ciphertexts held in Montgomery form (c R mod n^2) give exactly the canonical results.
 
-On the ifma, mulx and portable kernel tiers, encryptions and ciphertext sums keep their rows in
-Montgomery form (R = 2^(52 D) for ifma, 2^(64 L) for the 64-bit tiers, fixed per key when it is
+On the ifma, avx2, mulx and portable kernel tiers, encryptions and ciphertext sums keep their rows in
+Montgomery form (R = 2^(52 D) for ifma and avx2, 2^(64 L) for the 64-bit tiers, fixed per key when it is
 made); `ciphertexts`, to_bytes() and decryption see canonical values.  Every operation is
 cross-checked against gmpy2 on the canonical ciphertexts and across every tier the CPU has,
 at 256 (insecure), 2048, 3072 and 4096 bits.
@@ -73,7 +73,7 @@ def test_mont_supported_for_usual_sizes(keys):
 def test_form_follows_the_tier_the_key_was_made_on(small_primes, tier):
     pk = fp.PrivateKey(*small_primes, insecure=True).public_key
     nsq_bits = pk.nsquare.bit_length()
-    if tier == "ifma":
+    if tier in ("ifma", "avx2"):  # the radix-2^52 lane kernels
         assert pk._ctx.form_r_bits == 52 * ((nsq_bits + 2 + 51) // 52)
     else:
         assert pk._ctx.form_r_bits == 64 * (((nsq_bits + 63) // 64 + 3) // 4 * 4)
