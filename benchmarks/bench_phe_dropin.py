@@ -17,7 +17,7 @@ decryption, ciphertext + ciphertext, ciphertext + float, ciphertext * float; the
 helpers per value (``encrypt_many``, ``decrypt_many``) against phe's loop and against the
 fastpaillier EncryptedArray path on the same integers (``PublicKey.encrypt`` /
 ``PrivateKey.encrypt`` / ``PrivateKey.decrypt`` of an int64 array).  The header names the CPU,
-the kernel tier (FASTPAILLIER_KERNEL=ifma|mulx|portable|gmp forces one) and the thread count.
+the kernel tier (FASTPAILLIER_KERNEL=ifma|avx2|mulx|portable|gmp forces one) and the thread count.
 """
 
 from __future__ import annotations

@@ -99,11 +99,11 @@ void FixedBaseTable::powm_sec(mpz_t out, mpz_srcptr e) const {
   std::memset(buf.data(), 0, buf.size() * sizeof(uint64_t));  // exponent and secret products
 }
 
-void FixedBaseTable::powm8(mpz_ptr out[8], const mpz_srcptr e[8]) const {
+void FixedBaseTable::powm8(mpz_ptr out[8], const mpz_srcptr e[8], size_t live) const {
   for (int l = 0; l < 8; ++l) {
     if (mpz_sizeinbase(e[l], 2) > exp_bits_ && mpz_sgn(e[l]) != 0) std::abort();
   }
-  ifma_fixed_powm8(ifma_mod_, ifma(), e, out);
+  ifma_fixed_powm8(ifma_mod_, ifma(), e, out, live);
 }
 
 }  // namespace fp

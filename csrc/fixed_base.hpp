@@ -57,8 +57,8 @@ class FixedBaseTable {
   // out[l] = base^e[l] mod m for 8 lanes on the IFMA path; same constant-time
   // property, windows() 8-lane Montgomery products.  out[l] may alias e[l]
   // (all exponents are read before any output is written).  Requires
-  // ifma_enabled().
-  void powm8(mpz_ptr out[8], const mpz_srcptr e[8]) const;
+  // lanes52_enabled() (ifma or avx2 tier).
+  void powm8(mpz_ptr out[8], const mpz_srcptr e[8], size_t live = 8) const;
 
  private:
   const std::vector<uint64_t>& gmp_table() const;

@@ -17,10 +17,10 @@ namespace fp {
 #ifndef FP_HAVE_FMA_BUILD
 // Other architectures: the avx2 tier does not exist; nothing here is called.
 bool fma_cpu_supported() { return false; }
-void fma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
+void fma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8], size_t) {
   std::abort();
 }
-void fma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
+void fma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8], size_t) {
   std::abort();
 }
 FmaRowProduct::FmaRowProduct(const IfmaModulus& mod, mpz_srcptr) : mod_(mod), has_corr_(false), buf_(nullptr) {}
@@ -358,17 +358,17 @@ bool fma_cpu_supported() {
 }
 
 void fma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
-                     const mpz_srcptr base[8], mpz_ptr out[8]) {
+                     const mpz_srcptr base[8], mpz_ptr out[8], size_t live) {
   RoundTowardZero rz;
   powm4_lanes(mod, e, bits, base, out);
-  powm4_lanes(mod, e + 4, bits, base + 4, out + 4);
+  if (live > 4) powm4_lanes(mod, e + 4, bits, base + 4, out + 4);
 }
 
 void fma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table, const mpz_srcptr e[8],
-                     mpz_ptr out[8]) {
+                     mpz_ptr out[8], size_t live) {
   RoundTowardZero rz;
   fixed_powm4(mod, table, e, out);
-  fixed_powm4(mod, table, e + 4, out + 4);
+  if (live > 4) fixed_powm4(mod, table, e + 4, out + 4);
 }
 
 // Buffer layout: m, acc, x, corr (D vectors each, doubles), ints (D).

@@ -33,13 +33,15 @@ namespace fp {
 // The CPU has AVX2 and FMA (and this build has the kernels).
 bool fma_cpu_supported();
 
-// As ifma_powm8_lanes (same contract, same results), on AVX2 FMA.
+// As ifma_powm8_lanes (same contract, same results), on AVX2 FMA.  live
+// <= 4 skips lanes 4-7 (not written).
 void fma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
-                     const mpz_srcptr base[8], mpz_ptr out[8]);
+                     const mpz_srcptr base[8], mpz_ptr out[8], size_t live);
 
 // As ifma_fixed_powm8, on AVX2 FMA; reads the same IfmaFixedBase table.
+// live <= 4 skips lanes 4-7 (not written).
 void fma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table, const mpz_srcptr e[8],
-                     mpz_ptr out[8]);
+                     mpz_ptr out[8], size_t live);
 
 // As IfmaRowProduct (same contract: eight lanes of raw limb rows in the
 // radix-2^52 Montgomery form), on AVX2 FMA.  Lanes 4-7 are skipped when all

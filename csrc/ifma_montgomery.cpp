@@ -23,11 +23,11 @@ namespace fp {
 bool IfmaModulus::init(mpz_srcptr) { return false; }
 bool ifma_cpu_supported() { return false; }
 void IfmaFixedBase::init(const IfmaModulus&, mpz_srcptr, mpz_srcptr, size_t, unsigned) {}
-void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8]) { std::abort(); }
-void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8]) {
+void ifma_powm8(const IfmaModulus&, mpz_srcptr, const mpz_srcptr[8], mpz_ptr[8], size_t) { std::abort(); }
+void ifma_powm8_lanes(const IfmaModulus&, const mpz_srcptr[8], size_t, const mpz_srcptr[8], mpz_ptr[8], size_t) {
   std::abort();
 }
-void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8]) {
+void ifma_fixed_powm8(const IfmaModulus&, const IfmaFixedBase&, const mpz_srcptr[8], mpz_ptr[8], size_t) {
   std::abort();
 }
 IfmaRowProduct::IfmaRowProduct(const IfmaModulus& mod, mpz_srcptr) : mod_(mod), has_corr_(false), buf_(nullptr) {}
@@ -368,18 +368,18 @@ void ifma_powm8_lanes_avx512(const IfmaModulus& mod, const mpz_srcptr e[8], size
 // FMA (fma_montgomery.hpp); both compute the same values.  These two are
 // plain functions, so nothing AVX-512 runs before the tier is checked.
 void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& fb,
-                      const mpz_srcptr e[8], mpz_ptr out[8]) {
+                      const mpz_srcptr e[8], mpz_ptr out[8], size_t live) {
   if (kernel_tier() == Tier::kAvx2) {
-    fma_fixed_powm8(mod, fb, e, out);
+    fma_fixed_powm8(mod, fb, e, out, live);
   } else {
     ifma_fixed_powm8_avx512(mod, fb, e, out);
   }
 }
 
 void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
-                      const mpz_srcptr base[8], mpz_ptr out[8]) {
+                      const mpz_srcptr base[8], mpz_ptr out[8], size_t live) {
   if (kernel_tier() == Tier::kAvx2) {
-    fma_powm8_lanes(mod, e, bits, base, out);
+    fma_powm8_lanes(mod, e, bits, base, out, live);
   } else {
     ifma_powm8_lanes_avx512(mod, e, bits, base, out);
   }
@@ -502,9 +502,9 @@ void IfmaRowProduct::run(const uint64_t* const* rows, size_t K, size_t limbs, ui
 }
 
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
-                mpz_ptr out[8]) {
+                mpz_ptr out[8], size_t live) {
   const mpz_srcptr es[8] = {e, e, e, e, e, e, e, e};
-  ifma_powm8_lanes(mod, es, mpz_sizeinbase(e, 2), base, out);
+  ifma_powm8_lanes(mod, es, mpz_sizeinbase(e, 2), base, out, live);
 }
 
 #endif  // FP_HAVE_IFMA_BUILD

@@ -39,14 +39,19 @@ bool ifma_cpu_supported();
 // out[l] = base[l]^e mod m for 8 lanes.  base values must be < m; |e| > 0.
 // Constant time in e and the bases for a fixed bit length of e: the window
 // schedule depends on bit_length(e) only and table entries are read by a
-// full masked scan.  Requires lanes52_enabled() (on the avx2 tier these entry points run the AVX2 FMA kernels).
+// full masked scan.  Requires lanes52_enabled(); on the avx2 tier this and
+// the other 8-lane entry points run the AVX2 FMA kernels (fma_montgomery.hpp).
+//
+// live (1-8): the lanes the caller reads.  IFMA computes all eight whatever
+// it is; the avx2 tier skips its second four-lane half when live <= 4 (lanes
+// 4-7 are then not written).  A public count, like the batch size.
 void ifma_powm8(const IfmaModulus& mod, mpz_srcptr e, const mpz_srcptr base[8],
-                mpz_ptr out[8]);
+                mpz_ptr out[8], size_t live = 8);
 
 // As ifma_powm8 with one exponent per lane, each below 2^bits: the window
 // schedule depends on |bits| only, never on the exponents' values.
 void ifma_powm8_lanes(const IfmaModulus& mod, const mpz_srcptr e[8], size_t bits,
-                      const mpz_srcptr base[8], mpz_ptr out[8]);
+                      const mpz_srcptr base[8], mpz_ptr out[8], size_t live = 8);
 
 // Fixed-base comb table of one base g modulo m (Lim-Lee style, one row per
 // window): entry (i, k) = g^(k 2^(w i)) R mod m for windows i < ceil(bits / w)
@@ -68,7 +73,7 @@ struct IfmaFixedBase {
 // the sequence of operations depends on the table's shape only.  Requires
 // lanes52_enabled().
 void ifma_fixed_powm8(const IfmaModulus& mod, const IfmaFixedBase& table,
-                      const mpz_srcptr e[8], mpz_ptr out[8]);
+                      const mpz_srcptr e[8], mpz_ptr out[8], size_t live = 8);
 
 // Chained 8-lane Montgomery products over raw limb rows, for the Montgomery
 // form of ciphertexts (values x R mod n^2 held in ordinary limb rows).

@@ -140,11 +140,12 @@ inline void secret_powm(mpz_t out, mpz_srcptr base, mpz_srcptr e, mpz_srcptr mod
 // so one or two rows go faster one at a time.  Both kernels compute the same
 // values and are constant time; the choice depends on the public row count.
 constexpr size_t kIfmaRowTail = 2;
-// The same on the avx2 tier, whose 8 lanes run as two 4-lane halves: one
-// 4-lane FMA product costs about 2.1 one-row mulx products (measured on Zen
-// 4 at 2048 and 4096 bits: 1.55 us against 0.74 us per 2048-bit product), so
-// 8 lanes cost about 4.2 rows and up to four rows go faster one at a time.
-constexpr size_t kAvx2RowTail = 4;
+// The same on the avx2 tier, whose 8 lanes run as two 4-lane halves, the
+// second skipped when at most four lanes are live: one 4-lane FMA product
+// costs about 2.1 one-row mulx products (measured in C++ on Zen 4: 1.55 us
+// against 0.74 us at 2048 bits, 5.9 us against 2.6 us at 4096), so one or two
+// rows go faster one at a time and three or four take one half.
+constexpr size_t kAvx2RowTail = 2;
 
 // Whether the last |lanes| rows of an 8-lane batch go through the mulx rows.
 inline bool ifma_tail_by_rows(size_t lanes) {
@@ -180,7 +181,7 @@ bool obfuscator_crt(mpz_t out, const PrivateContext& priv, RandomSource& rng,
 // out[l] = obfuscator_crt for 8 lanes at once with two IFMA exponentiations
 // (same distribution and constant-time argument as obfuscator_crt).
 bool obfuscators_crt_ifma(mpz_t out[8], const PrivateContext& priv,
-                          RandomSource& rng, Scratch& s) {
+                          RandomSource& rng, Scratch& s, size_t lanes) {
   mpz_t xp[8], xq[8];
   mpz_srcptr bp[8], bq[8];
   mpz_ptr op[8], oq[8];
@@ -192,9 +193,9 @@ bool obfuscators_crt_ifma(mpz_t out[8], const PrivateContext& priv,
     bq[l] = oq[l] = xq[l];
   }
   if (ok) {
-    ifma_powm8(priv.ifma_psq, priv.p, bp, op);
-    ifma_powm8(priv.ifma_qsq, priv.q, bq, oq);
-    for (int l = 0; l < 8; ++l) crt_combine(out[l], priv, xp[l], xq[l], s.c);
+    ifma_powm8(priv.ifma_psq, priv.p, bp, op, lanes);
+    ifma_powm8(priv.ifma_qsq, priv.q, bq, oq, lanes);
+    for (size_t l = 0; l < lanes; ++l) crt_combine(out[l], priv, xp[l], xq[l], s.c);
   }
   for (int l = 0; l < 8; ++l) mpz_clears(xp[l], xq[l], nullptr);
   return ok;
@@ -349,7 +350,7 @@ static long randomized_groups_crt(const PrivateContext& priv, size_t count,
       if (ifma_tail_by_rows(lanes)) {  // too few rows to fill the lanes
         for (size_t l = 0; l < lanes && ok; ++l) ok = obfuscator_crt(x[l], priv, rng, s, true);
       } else {
-        ok = obfuscators_crt_ifma(x, priv, rng, s);
+        ok = obfuscators_crt_ifma(x, priv, rng, s, lanes);
       }
       if (!ok) {
         record_failure(failed, static_cast<long>(g * 8));
@@ -483,18 +484,19 @@ struct Lanes {
   Lanes& operator=(const Lanes&) = delete;
 };
 
-// x[l] = table^a[l] for l < lanes: all eight lanes at once on the IFMA path
-// (lanes beyond |lanes| compute on whatever a holds and are ignored), one at
-// a time with mpn_sec_* otherwise.  Constant time in the a[l].
+// x[l] = table^a[l] for l < lanes: all eight lanes at once on the ifma tier
+// (lanes beyond |lanes| compute on whatever a holds and are ignored), one or
+// two four-lane halves on the avx2 tier (one or two rows: one at a time on
+// the mulx rows), one at a time otherwise.  Constant time in the a[l].
 void fixed_powm_lanes(const FixedBaseTable& table, Lanes& x, const Lanes& a, size_t lanes) {
-  if (lanes52_enabled()) {
+  if (lanes52_enabled() && !(kernel_tier() == Tier::kAvx2 && ifma_tail_by_rows(lanes))) {
     mpz_ptr out[8];
     mpz_srcptr in[8];
     for (int l = 0; l < 8; ++l) {
       out[l] = x.v[l];
       in[l] = a.v[l];
     }
-    table.powm8(out, in);
+    table.powm8(out, in, lanes);
     return;
   }
   for (size_t l = 0; l < lanes; ++l) table.powm(x.v[l], a.v[l]);
@@ -705,7 +707,7 @@ void batch_powm(const uint64_t* base, const uint64_t* e, size_t e_limbs, size_t 
         ep[l] = ex.v[l];
         op[l] = x.v[l];
       }
-      ifma_powm8_lanes(im, ep, e_bits, bp, op);
+      ifma_powm8_lanes(im, ep, e_bits, bp, op, lanes);
       for (size_t l = 0; l < lanes; ++l) store(x.v[l], out + (g * 8 + l) * m_limbs, m_limbs);
     }
   });
@@ -843,8 +845,8 @@ static void decrypt_group_ifma(const PrivateContext& priv, const uint64_t* c,
     op[l] = xp[l];  // outputs overwrite the inputs after all are read
     oq[l] = xq[l];
   }
-  ifma_powm8(priv.ifma_psq, priv.pm1, bp, op);
-  ifma_powm8(priv.ifma_qsq, priv.qm1, bq, oq);
+  ifma_powm8(priv.ifma_psq, priv.pm1, bp, op, lanes);
+  ifma_powm8(priv.ifma_qsq, priv.qm1, bq, oq, lanes);
   for (int l = 0; l < 8; ++l) {
     const size_t i = g * 8 + static_cast<size_t>(l);
     if (i < count) {
