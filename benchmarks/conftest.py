@@ -14,7 +14,7 @@ Every benchmark times one call on a whole batch (pedantic: `--bench-rounds` roun
 iteration after 1 warm-up round), so the table's times are per batch; the benchmarks of one table
 share the batch size its title names, and each benchmark's extra_info (saved with
 --benchmark-autosave) holds the time per ciphertext or value.  Each table's title names the
-kernel tier fastpaillier ran on (IFMA, mulx, portable or GMP; FASTPAILLIER_KERNEL forces one), the
+kernel tier fastpaillier ran on (IFMA, AVX2, mulx, portable or GMP; FASTPAILLIER_KERNEL forces one), the
 key size and the thread count; the tier is also saved in machine_info, so comparing runs of
 different tiers warns as pytest-benchmark does for any change of machine.
 

@@ -19,8 +19,10 @@ issue 10 (item 3) found in earlier versions:
 * control: GMP's variable-time mpz_powm (gmpy2.powmod) with sparse against dense exponents; it
   must show a large t, or the measurement is too noisy to mean anything.
 
-Usage: ``PYTHONPATH=src python benchmarks/dudect_timing.py [--calls 3000] [--bits 2048]``;
-``FASTPAILLIER_KERNEL=<tier>`` chooses the kernel tier.  Prints one line per test.
+Usage: ``PYTHONPATH=src python benchmarks/dudect_timing.py [--calls 3000] [--bits 2048] [--rows 1]``;
+``FASTPAILLIER_KERNEL=<tier>`` chooses the kernel tier.  ``--rows 8`` times batches of 8 inputs of
+one class per call, which run on the 8-lane kernels of the ifma and avx2 tiers (a lone row runs on
+the one-row mulx kernels there).  Prints one line per test.
 """
 
 from __future__ import annotations
@@ -84,27 +86,27 @@ def random_unit(low: int, high: int, n: int) -> int:
             return c
 
 
-def tests(bits: int) -> dict[str, tuple[Callable[[int], object], Callable[[object], object]]]:
+def tests(bits: int, rows: int = 1) -> dict[str, tuple[Callable[[int], object], Callable[[object], object]]]:
     pk, sk = fp.generate_keypair(bits, insecure=bits < 2048)
     djn = sk.with_djn()
     p, q, n, n2 = sk.p, sk.q, pk.n, pk.nsquare
     abits = int(_native.djn_exponent_bits(pk.bits))
 
-    def row(c: int) -> np.ndarray:
-        return _limbs.ints_to_rows([c], pk.nsq_limbs)
+    def batch(draw: Callable[[], int]) -> np.ndarray:
+        return _limbs.ints_to_rows([draw() for _ in range(rows)], pk.nsq_limbs)
 
     def decrypt_row(r: np.ndarray) -> object:
         return _native.decrypt(sk._ctx, r, 1)
 
     def crt_input(cls: int) -> np.ndarray:
-        m = secrets.randbelow(q) if cls == 0 else secrets.randbelow(n)
-        return djn.encrypt(np.array([m], dtype=object), threads=1).ciphertexts
+        ms = [secrets.randbelow(q) if cls == 0 else secrets.randbelow(n) for _ in range(rows)]
+        return djn.encrypt(np.array(ms, dtype=object), threads=1).ciphertexts
 
     def reduce_input(cls: int) -> np.ndarray:
-        return row(random_unit(1, p * p, n) if cls == 0 else random_unit(p * p, n2, n))
+        return batch(lambda: random_unit(1, p * p, n) if cls == 0 else random_unit(p * p, n2, n))
 
-    def djn_input(cls: int) -> int:
-        return secrets.randbelow(p - 1) if cls == 0 else secrets.randbits(abits)
+    def djn_input(cls: int) -> list[int]:
+        return [secrets.randbelow(p - 1) if cls == 0 else secrets.randbits(abits) for _ in range(rows)]
 
     base = gmpy2.mpz(secrets.randbelow(p * p))
     mod = gmpy2.mpz(p * p)
@@ -116,7 +118,7 @@ def tests(bits: int) -> dict[str, tuple[Callable[[int], object], Callable[[objec
     return {
         "crt (m < q vs m mod n)": (crt_input, decrypt_row),
         "reduce (c < p^2 vs c > p^2)": (reduce_input, decrypt_row),
-        "djn (a < p-1 vs a of full length)": (djn_input, lambda a: encrypt_with_a(djn, [5], [a], threads=1)),
+        "djn (a < p-1 vs a of full length)": (djn_input, lambda a: encrypt_with_a(djn, [5] * rows, a, threads=1)),
         "control: mpz_powm sparse vs dense exponent": (control_input, lambda e: gmpy2.powmod(base, e, mod)),
     }
 
@@ -125,11 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per class and test (default 3000)")
     parser.add_argument("--bits", type=int, default=2048, help="key size (default 2048)")
+    parser.add_argument("--rows", type=int, default=1, help="inputs of one class per timed call (default 1)")
     args = parser.parse_args(argv)
     tier = fp.kernel_tier() if hasattr(fp, "kernel_tier") else "(before kernel tiers)"
-    print(f"fastpaillier from {fp.__file__}\nkernel tier {tier}, {args.bits}-bit key, {args.calls} calls per class, "
+    print(f"fastpaillier from {fp.__file__}\nkernel tier {tier}, {args.bits}-bit key, {args.calls} calls per class "
+          f"of {args.rows} row(s), "
           f"slowest {100 - CROP * 100:.0f}% cropped, threshold |t| > {THRESHOLD}")
-    for name, (make, run) in tests(args.bits).items():
+    for name, (make, run) in tests(args.bits, args.rows).items():
         t, mean0, mean1, resolution = measure(make, run, args.calls)
         verdict = "LEAK" if abs(t) > THRESHOLD else f"no evidence of a difference above {resolution:.1f} us"
         print(f"  {name:<45} t = {t:+8.2f}   means {mean0:9.1f} / {mean1:9.1f} us   {verdict}")

@@ -32,6 +32,7 @@ def test_mont64_matches_gmp(tmp_path):
     build = subprocess.run(
         ["g++", "-std=c++17", "-O2", f"-I{ROOT / 'csrc'}", str(ROOT / "tests" / "mont64_check.cpp"),
          str(ROOT / "csrc" / "kernel_tier.cpp"), str(ROOT / "csrc" / "ifma_montgomery.cpp"),
+         str(ROOT / "csrc" / "fma_montgomery.cpp"),
          "-o", str(exe), "-lgmp"],
         capture_output=True, text=True)
     if build.returncode != 0 and "gmp.h" in build.stderr:
