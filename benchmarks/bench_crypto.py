@@ -19,7 +19,7 @@ fastpaillier and phe, so both work modulo the same n^2:
   precomputed DJN obfuscators (the pool is refilled outside the timed region before every call);
 * the modular exponentiation kernel alone: a batch of base^e mod p^2 (``--bits``-bit modulus p^2,
   exponents of half its size, one per base) with the active kernel tier's constant-time
-  exponentiation (IFMA 8 lanes, mulx or C++ Montgomery rows, mpz_powm_sec) against GMP's
+  exponentiation (IFMA 8 lanes, AVX2 FMA 4 lanes, mulx or C++ Montgomery rows, mpz_powm_sec) against GMP's
   ``mpz_powm`` one at a time (``_native.bench_powm``).
 
 fastpaillier runs on every thread count of ``--threads`` (default: 1 and all CPUs) through the
@@ -676,13 +676,15 @@ def notes(cfg: Config, work: Workload, rows: Sequence[Row]) -> list[str]:
         "speed-up divides the reference's 1-thread time (phe 1.5, or GMP's mpz_powm for the kernel row) by "
         "fastpaillier's time on the row's thread count; targets on it apply to 1 thread.",
         f"DJN rows: the same p, q with h_s from PrivateKey.with_djn(); exponents a of {(cfg.bits + 1) // 2 + 128} "
-        "bits (ceil(|n|/2) + 128), comb tables (IFMA: 6-bit windows mod n^2, 5-bit mod p^2, q^2; other tiers: 5-bit "
+        "bits (ceil(|n|/2) + 128), comb tables (radix 2^52, for the 8-lane kernels of ifma and avx2: 6-bit windows "
+        "mod n^2, 5-bit mod p^2, q^2; 64-bit limbs, for the mulx and portable tiers and avx2's lone rows: 5-bit "
         "windows mod p^2, q^2 and 7-bit mod n^2), built "
         "once per key before timing. The pooled row refills the DJN pool (by CRT) outside the timed region "
         "before every call; its time is the online part only.",
         f"powm kernel: {work.powm_bases.shape[0]} random bases mod p^2 ({work.powm_mod.bit_length()} bits), one "
         f"random {work.powm_exp_bits}-bit exponent per base; fastpaillier: the active tier's constant-time "
-        "fixed-window exponentiation (IFMA 8 lanes, mulx or C++ Montgomery rows, or mpz_powm_sec); GMP: mpz_powm "
+        "fixed-window exponentiation (IFMA 8 lanes, AVX2 FMA 4 lanes, mulx or C++ Montgomery rows, or "
+        "mpz_powm_sec); GMP: mpz_powm "
         "(variable time), both called from C++ on the same limb arrays.",
         "Targets: " + ("the IFMA tier's" if kernel_tier_name() == "ifma" else
                        "issue 9's, for CPUs without AVX-512 IFMA (any tier but ifma)") + ".",
