@@ -3,7 +3,8 @@
     pytest benchmarks/test_bench_round.py --benchmark-only [--bench-bits 2048] [--bench-threads 1]
 
 A small but complete round, as `fedtrain run` makes it: the smallcnn model (about 98k parameters),
-2 in-process clients on demo phantom images of 32x32 (16 per client), one local epoch, then the
+3 in-process clients (the fewest a secure round accepts by default) on demo phantom images of
+32x32 (16 per client), one local epoch, then the
 secure aggregation of fedtrain (packed updates with value_bits=16, DJN randomness by CRT, the
 server's homomorphic sum, split decryption among the clients, the sealed global model) or plain
 FedAvg.  The clients run one after another in this process, so a round's time is the sum of its
@@ -23,8 +24,8 @@ torch = pytest.importorskip("torch", reason="the FL round needs torch (pip insta
 import fastpaillier as fp  # noqa: E402
 from fedtrain.runner import RunConfig, run_round, setup_run  # noqa: E402
 
-CLIENTS = 2
-TRAIN_PER_CLASS = 8  # demo images per class (4 classes), split among the clients
+CLIENTS = 3  # fedtrain's default --min-clients: a round of 2 updates would show each to the other
+TRAIN_PER_CLASS = 12  # demo images per class (4 classes), split among the clients
 ROUND = dict(model="smallcnn", clients=CLIENTS, local_epochs=1, image_size=32, demo_train_per_class=TRAIN_PER_CLASS,
              demo_test_per_class=2, batch_size=8, value_bits=16, randomness="djn", device="cpu", seed=0,
              rounds=1_000_000, run_id="benchmark")
