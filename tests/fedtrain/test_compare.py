@@ -122,8 +122,16 @@ def test_encryption_table_pairs_plain_and_paillier_runs_by_seed(compared):
             assert 0 < distance < 0.5  # encrypted and plain differ, by the rounding carried forward
     gaps = np.array(enc["paillier_accuracy"]) - np.array(enc["plain_accuracy"])
     assert enc["gap_mean"] == pytest.approx(gaps.mean())
+    rounds = len(load_metrics(compared / "runs" / "smallcnn-none"))
+    assert enc["tail_rounds"] == min(5, rounds)
+    for i, seed in enumerate(enc["seeds"]):  # the mean over the last rounds, paired by seed
+        runs = [load_metrics(compared / "runs" / f"smallcnn-{m}{dirs[seed]}") for m in ("none", "paillier")]
+        tails = [np.mean([r["accuracy"] for r in recs][-enc["tail_rounds"]:]) for recs in runs]
+        assert enc["tail_gaps"][i] == pytest.approx(tails[1] - tails[0])
+    assert enc["tail_gap_mean"] == pytest.approx(np.mean(enc["tail_gaps"]))
     text = (compared / "encryption.md").read_text()
     assert f"{100 * enc['paillier_mean']:.1f} +- {100 * enc['paillier_sd']:.1f}" in text
+    assert f"{100 * enc['tail_gap_mean']:+.1f} +- {100 * enc['tail_gap_sd']:.1f} points (last {enc['tail_rounds']})" in text
     assert "Encryption against plain FedAvg over seeds" in (compared / "comparison.md").read_text()
 
 
@@ -150,6 +158,14 @@ def test_each_run_is_reported_as_it_starts_and_ends(compared_run):
         last = load_metrics(run_dir)[-1]
         assert done[6] == f"{last['accuracy']:.4f}" and int(done[7]) == last["round"] == 2
     assert any(line.startswith("compare: the CNN on Paillier-encrypted pixels done") for line in lines)
+
+
+def test_tail_mean_takes_the_last_rounds():
+    from fedtrain.comparison import tail_mean
+
+    assert tail_mean([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9], 5) == pytest.approx(0.54)  # 0.3 .. 0.9
+    assert tail_mean([0.5, 0.7], 5) == pytest.approx(0.6)  # fewer rounds than k: all of them
+    assert tail_mean([0.25]) == 0.25
 
 
 def test_bad_options_leave_no_folder(tmp_path):
