@@ -69,14 +69,8 @@ struct Buffer {
 // Digits of non-negative x (which must fit in D digits) as doubles at
 // out[j * 4] (one lane of a lane-interleaved vector array).
 void to_lane(mpz_srcptr x, double* out, size_t digits) {
-  const size_t limbs = mpz_size(x);
-  const mp_limb_t* d = mpz_limbs_read(x);
-  for (size_t j = 0; j < digits; ++j) {
-    const size_t bit = j * 52, limb = bit / 64, shift = bit % 64;
-    uint64_t v = limb < limbs ? d[limb] >> shift : 0;
-    if (shift > 12 && limb + 1 < limbs) v |= d[limb + 1] << (64 - shift);
-    out[j * kLanes] = static_cast<double>(v & kMask52);
-  }
+  const uint64_t* d = reinterpret_cast<const uint64_t*>(mpz_limbs_read(x));
+  for (size_t j = 0; j < digits; ++j) out[j * kLanes] = static_cast<double>(radix52_digit(d, mpz_size(x), j));
 }
 
 // The limbs of one lane of normalized double digits (value below 2^(64
@@ -93,15 +87,7 @@ void lane_to_row(uint64_t* row, size_t limbs, const double* x, size_t D) {
 
 // One lane of a limb row (|limbs| limbs, nullptr reads as 0) as double digits.
 void row_to_lane(double* x, const uint64_t* row, size_t limbs, size_t D) {
-  for (size_t j = 0; j < D; ++j) {
-    const size_t bit = j * 52, t = bit / 64, shift = bit % 64;
-    uint64_t v = 0;
-    if (row && t < limbs) {
-      v = row[t] >> shift;
-      if (shift > 12 && t + 1 < limbs) v |= row[t + 1] << (64 - shift);
-    }
-    x[j * kLanes] = static_cast<double>(v & kMask52);
-  }
+  for (size_t j = 0; j < D; ++j) x[j * kLanes] = row ? static_cast<double>(radix52_digit(row, limbs, j)) : 0.0;
 }
 
 // x = sum of the lane's integer digits in[j * 4] 2^(52 j).
@@ -251,21 +237,6 @@ void select_shared4(__m256d* dst, const uint64_t* row, size_t entries, size_t D,
   }
 }
 
-// Exponent windows of 4 lanes: out[w * 4 + l] = bits [w width, w width +
-// width) of e[l], for |windows| windows.  The work depends on |windows| only.
-void lane_windows(const mpz_srcptr e[4], size_t windows, unsigned width, std::vector<uint64_t>& out) {
-  const size_t limbs = (windows * width + 63) / 64 + 1;
-  std::vector<uint64_t> pad(limbs);
-  out.assign(windows * kLanes, 0);
-  for (int l = 0; l < kLanes; ++l) {
-    store(e[l], pad.data(), limbs);
-    for (size_t w = 0; w < windows; ++w) {
-      out[w * kLanes + static_cast<size_t>(l)] = bits_at(pad.data(), limbs, w * width, width);
-    }
-  }
-  std::memset(pad.data(), 0, limbs * sizeof(uint64_t));
-}
-
 __attribute__((target("avx2,fma")))
 void broadcast_digits(__m256d* dst, const std::vector<uint64_t>& digits) {
   for (size_t j = 0; j < digits.size(); ++j) dst[j] = _mm256_set1_pd(static_cast<double>(digits[j]));
@@ -314,7 +285,7 @@ void powm4_lanes(const IfmaModulus& mod, const mpz_srcptr e[4], size_t bits, con
   // Fixed windows from the top; the schedule depends on |bits| only.
   const size_t windows = bits ? (bits + kWindow - 1) / kWindow : 1;
   std::vector<uint64_t> win;
-  lane_windows(e, windows, kWindow, win);
+  lane_windows(e, kLanes, windows, kWindow, win);
   size_t w = windows - 1;
   select4(acc, table, entries, D, load_index(win.data() + w * kLanes));
   while (w > 0) {
@@ -339,7 +310,7 @@ void fixed_powm4(const IfmaModulus& mod, const IfmaFixedBase& fb, const mpz_srcp
   broadcast_digits(m, mod.m);
   const __m256d k0 = _mm256_set1_pd(static_cast<double>(mod.k0));
   std::vector<uint64_t> win;
-  lane_windows(e, fb.windows, static_cast<unsigned>(fb.window), win);
+  lane_windows(e, kLanes, fb.windows, static_cast<unsigned>(fb.window), win);
   const size_t row_size = entries * D;
   select_shared4(acc, fb.table.data(), entries, D, load_index(win.data()));
   for (size_t i = 1; i < fb.windows; ++i) {

@@ -42,14 +42,8 @@ constexpr uint64_t kMask52 = (uint64_t{1} << 52) - 1;
 // Writes the D radix-2^52 digits of non-negative x (which must fit) to
 // out[j * stride].
 void to_digits(mpz_srcptr x, uint64_t* out, size_t digits, size_t stride) {
-  const size_t limbs = mpz_size(x);
-  const mp_limb_t* d = mpz_limbs_read(x);
-  for (size_t j = 0; j < digits; ++j) {
-    const size_t bit = j * 52, limb = bit / 64, shift = bit % 64;
-    uint64_t v = limb < limbs ? d[limb] >> shift : 0;
-    if (shift > 12 && limb + 1 < limbs) v |= d[limb + 1] << (64 - shift);
-    out[j * stride] = v & kMask52;
-  }
+  const uint64_t* d = reinterpret_cast<const uint64_t*>(mpz_limbs_read(x));
+  for (size_t j = 0; j < digits; ++j) out[j * stride] = radix52_digit(d, mpz_size(x), j);
 }
 
 // x = sum digits[j * stride] 2^(52 j), digits normalized (< 2^52).
@@ -191,23 +185,6 @@ void select_shared8(__m512i* dst, const uint64_t* row, size_t entries, size_t D,
   }
 }
 
-// Exponent windows of 8 lanes: out[w * 8 + l] = bits [w * width, w * width +
-// width) of e[l], for |windows| windows.  Exponents are first padded to a
-// fixed limb count, so the work depends on |windows| only.
-void lane_windows(const mpz_srcptr e[8], size_t windows, unsigned width,
-                  std::vector<uint64_t>& out) {
-  const size_t limbs = (windows * width + 63) / 64 + 1;
-  std::vector<uint64_t> pad(limbs);
-  out.assign(windows * kLanes, 0);
-  for (int l = 0; l < kLanes; ++l) {
-    store(e[l], pad.data(), limbs);
-    for (size_t w = 0; w < windows; ++w) {
-      out[w * kLanes + static_cast<size_t>(l)] = bits_at(pad.data(), limbs, w * width, width);
-    }
-  }
-  std::memset(pad.data(), 0, limbs * sizeof(uint64_t));
-}
-
 // Loads eight values (< m) into lane-interleaved digits.
 __attribute__((target("avx512f,avx512ifma")))
 void load_lanes(__m512i* x, const mpz_srcptr v[8], size_t D, std::vector<uint64_t>& dig) {
@@ -308,7 +285,7 @@ void ifma_fixed_powm8_avx512(const IfmaModulus& mod, const IfmaFixedBase& fb,
   broadcast_digits(m, mod.m);
   const __m512i k0 = _mm512_set1_epi64(static_cast<long long>(mod.k0));
   std::vector<uint64_t> win, dig;
-  lane_windows(e, fb.windows, static_cast<unsigned>(fb.window), win);
+  lane_windows(e, kLanes, fb.windows, static_cast<unsigned>(fb.window), win);
   const size_t row_size = entries * D;
   select_shared8(acc, fb.table.data(), entries, D, _mm512_loadu_si512(win.data()));
   for (size_t i = 1; i < fb.windows; ++i) {
@@ -349,7 +326,7 @@ void ifma_powm8_lanes_avx512(const IfmaModulus& mod, const mpz_srcptr e[8], size
 
   // Fixed windows from the top; the schedule depends on |bits| only.
   const size_t windows = bits ? (bits + kWindow - 1) / kWindow : 1;
-  lane_windows(e, windows, kWindow, win);
+  lane_windows(e, kLanes, windows, kWindow, win);
   size_t w = windows - 1;
   select8(acc, table, entries, D, _mm512_loadu_si512(win.data() + w * kLanes));
   while (w > 0) {

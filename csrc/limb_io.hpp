@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 namespace fp {
 
@@ -40,6 +41,32 @@ inline uint64_t bits_at(const uint64_t* x, size_t limbs, size_t low, unsigned wi
   uint64_t v = limb < limbs ? x[limb] >> shift : 0;
   if (shift + width > 64 && limb + 1 < limbs) v |= x[limb + 1] << (64 - shift);
   return v & ((uint64_t{1} << width) - 1);
+}
+
+// Digit j (bits [52 j, 52 j + 52)) of the little-endian limb array x of
+// |limbs| limbs, zero beyond it: the radix-2^52 digits of the ifma and avx2
+// tiers.  Branches on positions only.
+inline uint64_t radix52_digit(const uint64_t* x, size_t limbs, size_t j) {
+  const size_t bit = j * 52, limb = bit / 64, shift = bit % 64;
+  uint64_t v = limb < limbs ? x[limb] >> shift : 0;
+  if (shift > 12 && limb + 1 < limbs) v |= x[limb + 1] << (64 - shift);
+  return v & ((uint64_t{1} << 52) - 1);
+}
+
+// Exponent windows of |lanes| lane-interleaved exponents: out[w * lanes + l]
+// = bits [w width, w width + width) of e[l], for |windows| windows.  Each
+// exponent is first padded to a fixed limb count (it must fit), so the work
+// depends on |lanes| and |windows| only; the padding buffer is wiped.
+inline void lane_windows(const mpz_srcptr* e, size_t lanes, size_t windows, unsigned width,
+                         std::vector<uint64_t>& out) {
+  const size_t limbs = (windows * width + 63) / 64 + 1;
+  std::vector<uint64_t> pad(limbs);
+  out.assign(windows * lanes, 0);
+  for (size_t l = 0; l < lanes; ++l) {
+    store(e[l], pad.data(), limbs);
+    for (size_t w = 0; w < windows; ++w) out[w * lanes + l] = bits_at(pad.data(), limbs, w * width, width);
+  }
+  std::memset(pad.data(), 0, limbs * sizeof(uint64_t));
 }
 
 }  // namespace fp
