@@ -209,6 +209,31 @@ bool obfuscator_public(mpz_t out, const PublicContext& pub, RandomSource& rng,
   return true;
 }
 
+// Whether the 8-lane kernels can make classic obfuscators mod n^2 for pub.
+inline bool public_lanes(const PublicContext& pub) {
+  return lanes52_enabled() && pub.ifma_nsq.digits <= kMaxMontDigits;
+}
+
+// out[l] = r_l^n mod n^2 for fresh units r_l, l < lanes, with one 8-lane
+// exponentiation (lanes past |lanes| raise 1 and are ignored).  The
+// exponent n is public; the window schedule depends on its bit length only
+// and the kernel is constant time in the secret bases r_l.
+bool obfuscators_public_lanes(mpz_t out[8], const PublicContext& pub, RandomSource& rng,
+                              size_t lanes) {
+  mpz_srcptr bp[8];
+  mpz_ptr op[8];
+  for (size_t l = 0; l < 8; ++l) {
+    if (l < lanes) {
+      if (!rng.uniform_unit(out[l], pub.n)) return false;
+    } else {
+      mpz_set_ui(out[l], 1);
+    }
+    bp[l] = op[l] = out[l];
+  }
+  ifma_powm8(pub.ifma_nsq, pub.n, bp, op, lanes);
+  return true;
+}
+
 }  // namespace
 
 // ---- contexts ---------------------------------------------------------------
@@ -324,20 +349,13 @@ static long randomized_rows(const PublicContext& pub, size_t count,
   return failed.load();
 }
 
-long encrypt_public(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
-                    size_t count, uint64_t* out, int threads) {
-  return randomized_rows(
-      pub, count, out, threads,
-      [&](mpz_t dst, mpz_t v, size_t i) { g_pow(dst, pub, view(v, m + i * m_limbs, m_limbs)); },
-      [&](mpz_t x, RandomSource& rng, Scratch& s) { return obfuscator_public(x, pub, rng, s); });
-}
-
-// Private-key variant of randomized_rows on the IFMA path: rows go in groups
-// of 8 that share two 8-lane exponentiations.
-template <typename Base>
-static long randomized_groups_crt(const PrivateContext& priv, size_t count,
-                                  uint64_t* out, int threads, Base base) {
-  const PublicContext& pub = priv.pub;
+// Rows in groups of 8 that share 8-lane exponentiations: group(x, rng, s,
+// lanes) makes the obfuscators of a group of |lanes| rows, row(x, rng, s)
+// one obfuscator, for the last rows when they are too few to fill the lanes
+// (ifma_tail_by_rows).  out[i] = base(i) * obfuscator mod n^2.
+template <typename Base, typename Group, typename Row>
+static long randomized_groups(const PublicContext& pub, size_t count, uint64_t* out, int threads,
+                              Base base, Group group, Row row) {
   std::atomic<long> failed{-1};
   parallel_for((count + 7) / 8, threads, 1, [&](size_t begin, size_t end) {
     Scratch s;
@@ -348,15 +366,15 @@ static long randomized_groups_crt(const PrivateContext& priv, size_t count,
       const size_t lanes = std::min<size_t>(8, count - g * 8);
       bool ok = true;
       if (ifma_tail_by_rows(lanes)) {  // too few rows to fill the lanes
-        for (size_t l = 0; l < lanes && ok; ++l) ok = obfuscator_crt(x[l], priv, rng, s, true);
+        for (size_t l = 0; l < lanes && ok; ++l) ok = row(x[l], rng, s);
       } else {
-        ok = obfuscators_crt_ifma(x, priv, rng, s, lanes);
+        ok = group(x, rng, s, lanes);
       }
       if (!ok) {
         record_failure(failed, static_cast<long>(g * 8));
         break;
       }
-      for (size_t l = 0; l < 8 && g * 8 + l < count; ++l) {
+      for (size_t l = 0; l < lanes; ++l) {
         const size_t i = g * 8 + l;
         base(s.d, v, i);
         mpz_mul(x[l], x[l], s.d);
@@ -367,6 +385,40 @@ static long randomized_groups_crt(const PrivateContext& priv, size_t count,
     for (auto& xi : x) mpz_clear(xi);
   });
   return failed.load();
+}
+
+// Classic public-key obfuscators: 8 per 8-lane call where the tier has the
+// lane kernels, else one mpz_powm per row.
+template <typename Base>
+static long randomized_public(const PublicContext& pub, size_t count, uint64_t* out, int threads,
+                              Base base) {
+  auto row = [&](mpz_t x, RandomSource& rng, Scratch& s) { return obfuscator_public(x, pub, rng, s); };
+  if (public_lanes(pub)) {
+    return randomized_groups(pub, count, out, threads, base, [&](mpz_t x[8], RandomSource& rng, Scratch&,
+                                                                  size_t lanes) {
+      return obfuscators_public_lanes(x, pub, rng, lanes);
+    }, row);
+  }
+  return randomized_rows(pub, count, out, threads, base, row);
+}
+
+long encrypt_public(const PublicContext& pub, const uint64_t* m, size_t m_limbs,
+                    size_t count, uint64_t* out, int threads) {
+  return randomized_public(pub, count, out, threads,
+      [&](mpz_t dst, mpz_t v, size_t i) { g_pow(dst, pub, view(v, m + i * m_limbs, m_limbs)); });
+}
+
+// Private-key variant on the 8-lane path: rows go in groups of 8 that
+// share two 8-lane exponentiations (CRT obfuscators).
+template <typename Base>
+static long randomized_groups_crt(const PrivateContext& priv, size_t count,
+                                  uint64_t* out, int threads, Base base) {
+  return randomized_groups(
+      priv.pub, count, out, threads, base,
+      [&](mpz_t x[8], RandomSource& rng, Scratch& s, size_t lanes) {
+        return obfuscators_crt_ifma(x, priv, rng, s, lanes);
+      },
+      [&](mpz_t x, RandomSource& rng, Scratch& s) { return obfuscator_crt(x, priv, rng, s, true); });
 }
 
 long encrypt_private(const PrivateContext& priv, const uint64_t* m,
@@ -385,10 +437,9 @@ long encrypt_private(const PrivateContext& priv, const uint64_t* m,
 
 long rerandomize_public(const PublicContext& pub, const uint64_t* c,
                         size_t count, uint64_t* out, int threads) {
-  return randomized_rows(
-      pub, count, out, threads,
-      [&](mpz_t dst, mpz_t v, size_t i) { mpz_set(dst, view(v, c + i * pub.nsq_limbs, pub.nsq_limbs)); },
-      [&](mpz_t x, RandomSource& rng, Scratch& s) { return obfuscator_public(x, pub, rng, s); });
+  return randomized_public(pub, count, out, threads, [&](mpz_t dst, mpz_t v, size_t i) {
+    mpz_set(dst, view(v, c + i * pub.nsq_limbs, pub.nsq_limbs));
+  });
 }
 
 long rerandomize_private(const PrivateContext& priv, const uint64_t* c,

@@ -236,11 +236,20 @@ def test_random_encryption_on_every_tier(keys_by_bits, count, randomness, tier):
     enc = sk.encrypt(x, threads=2, randomness=randomness)
     public = pk.encrypt(x, threads=3, randomness=randomness)
     again = enc.rerandomize(sk, threads=1)
-    rows = {r.tobytes() for r in enc.ciphertexts} | {r.tobytes() for r in again.ciphertexts}
-    assert len(rows) == 2 * count  # every row drew its own randomness
+    again_public = enc.rerandomize(pk, threads=2)
+    rows = set()
+    for e in (enc, public, again, again_public):
+        rows |= {r.tobytes() for r in e.ciphertexts}
+    assert len(rows) == 4 * count  # every row drew its own randomness
+    if randomness == "classic":  # c (1 + m n)^-1 = r^n: an n-th residue, so its lambda-th power is 1 mod n^2
+        n, nsq = pk.n, pk.nsquare
+        lam = (sk.p - 1) * (sk.q - 1)
+        for e in (public, again_public):
+            for c, m in zip(ciphertext_ints(e), x.tolist()):
+                assert pow(c * (1 - m * n) % nsq, lam, nsq) == 1
     for name in SUPPORTED_TIERS:  # decrypts the same whichever tier decrypts
         _native.set_kernel_tier(name)
-        for e in (enc, public, again):
+        for e in (enc, public, again, again_public):
             assert np.array_equal(sk.decrypt(e), x), name
     assert _lam_decrypt(pk, sk, ciphertext_ints(enc)) == x.tolist()
 

@@ -14,8 +14,9 @@ child (it would otherwise reuse the parent's randomness).  An obfuscator pool fi
 purpose (``precompute_obfuscators``) is drained first, by fastpaillier itself.
 
 Classic r^n obfuscators with the public key (the exponent n is public) are made the way that
-measured fastest for the key, in the process (ClassicObfuscators): 8 per IFMA call, one native
-call (GMP's mpz_powm), or gmpy2's powmod; which wins depends on the CPU and on the GMP builds.
+measured fastest for the key, in the process (ClassicObfuscators): 8 per call of the ifma or avx2
+lane kernels, one native call (GMP's mpz_powm), or gmpy2's powmod; which wins depends on the CPU
+and on the GMP builds.
 Decryption always runs natively: on the IFMA tier one or two ciphertexts go through the one-row
 kernels, so a lone decryption is as fast as on the mulx tier and keeps the native core's
 constant-time CRT and its refusal of forged ciphertexts.
@@ -62,6 +63,11 @@ def lanes_shared() -> bool:
     return fp.kernel_tier() == "ifma"
 
 
+def lane_kernels() -> bool:
+    """Whether the active tier computes 8 ciphertexts per call with its lane kernels (ifma, avx2)."""
+    return fp.kernel_tier() in ("ifma", "avx2")
+
+
 CLASSIC_ENV = "FASTPAILLIER_PHE_CLASSIC"  # lanes | native | gmpy2: force how lone r^n obfuscators are made
 CLASSIC_SOURCES = ("lanes", "native", "gmpy2")
 
@@ -70,7 +76,7 @@ class ClassicObfuscators:
     """Makes lone classic r^n obfuscators the way that measured fastest for this key in this process.
 
     The candidates (each a function returning a list of fresh obfuscators): "lanes", 8 per native
-    call where the IFMA tier computes 8 for the price of one; "native", one native call (GMP's
+    call where the ifma or avx2 tier computes 8 with its lane kernels; "native", one native call (GMP's
     mpz_powm as fastpaillier links it); "gmpy2", gmpy2's powmod (phe's own way, with gmpy2's GMP).
     Which wins depends on the CPU and on the two GMP builds, so the first ``SAMPLES`` calls of each
     candidate are timed, round robin; every obfuscator made while timing is handed out like any
@@ -159,7 +165,7 @@ _ENGINES: "weakref.WeakSet[_Reserve]" = weakref.WeakSet()
 
 
 class _Reserve:
-    """Obfuscators computed ahead (8 per IFMA call), each handed out once, per process."""
+    """Obfuscators computed ahead (8 per lane-kernel call), each handed out once, per process."""
 
     def __init__(self) -> None:
         self._items: list[int] = []
@@ -249,7 +255,7 @@ class PublicEngine:
 
     def _classic_candidates(self) -> dict:
         candidates = {}
-        if lanes_shared() or os.environ.get(CLASSIC_ENV) == "lanes":  # off the IFMA tier: 8 rows, one call
+        if lane_kernels() or os.environ.get(CLASSIC_ENV) == "lanes":  # elsewhere: 8 rows, one call
             candidates["lanes"] = lambda: self._zeros(_LANES)
         candidates["native"] = lambda: self._zeros(1)
         if self.nsq_mpz is not None:
