@@ -651,7 +651,7 @@ def header_lines(cfg: Config, work: Workload, load_before: str = "unknown") -> l
         f"fastpaillier {fp.__version__} ({Path(fp.__file__).parent}), linked against {', '.join(fp_gmp)}",
         f"kernel tier: {kernel_tier_label()}; CPU features used: " + (
             "AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52) for CRT decryption, "
-            "CRT encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
+            "CRT and classic public-key encryption, the DJN fixed-base tables (mod n^2 and mod p^2, q^2) and "
             "ciphertext products in Montgomery form mod n^2"
             if kernel_tier_name() == "ifma" else
             f"{kernel_tier_note()} (FASTPAILLIER_KERNEL=ifma|avx2|mulx|portable|gmp forces a tier)"),

@@ -23,8 +23,8 @@ KERNEL_TIER_LABELS = {"ifma": "IFMA", "avx2": "AVX2", "mulx": "mulx", "portable"
 KERNEL_TIER_NOTES = {
     "ifma": "AVX-512 IFMA 8-lane Montgomery arithmetic (radix 2^52)",
     "avx2": "AVX2 FMA 4-lane Montgomery arithmetic (radix 2^52, two lanes of four per 8-row group) for CRT "
-            "decryption, CRT encryption, the DJN fixed-base tables and ciphertext products; mulx rows "
-            "(BMI2 + ADX) for lone rows; no AVX-512",
+            "decryption, CRT and classic public-key encryption, the DJN fixed-base tables and ciphertext "
+            "products; mulx rows (BMI2 + ADX) for lone rows; no AVX-512",
     "mulx": "Montgomery arithmetic on 64-bit limbs with mulx/adcx/adox (BMI2 + ADX), no AVX-512 IFMA",
     "portable": "Montgomery arithmetic on 64-bit limbs in plain C++ (no mulx/ADX, no AVX-512 IFMA)",
     "gmp": "GMP only (mpz_powm_sec / mpn_sec_*), no AVX-512 IFMA",

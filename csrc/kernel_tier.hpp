@@ -4,8 +4,8 @@
 // CPU must offer:
 //   ifma      8-lane AVX-512 IFMA Montgomery arithmetic (ifma_montgomery.hpp)
 //   avx2      4-lane radix-2^52 Montgomery arithmetic on AVX2 double-precision
-//             FMA (fma_montgomery.hpp), for CPUs without IFMA; lone rows and
-//             short batches run on the mulx rows (it needs BMI2 + ADX too)
+//             FMA (fma_montgomery.hpp), for CPUs without IFMA; batches of one
+//             or two rows run on the mulx rows (it needs BMI2 + ADX too)
 //   mulx      fixed-size Montgomery arithmetic on 64-bit limbs with
 //             mulx/adcx/adox (BMI2 + ADX) inline assembly (mont64.hpp)
 //   portable  the same Montgomery code with plain C++ 128-bit products, for

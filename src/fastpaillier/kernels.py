@@ -5,8 +5,8 @@ Every tier computes bit-identical results; they differ in speed and in what the 
 - ``ifma``: 8-lane AVX-512 IFMA Montgomery arithmetic (Intel Ice Lake and later, AMD Zen 4/5
   where the hypervisor exposes AVX-512).
 - ``avx2``: the same radix-2^52 Montgomery arithmetic in 4 lanes of AVX2 double-precision FMA
-  (x86-64 with AVX2, FMA, BMI2 and ADX: Intel since Broadwell, AMD since Zen 1); lone rows and
-  batches of up to four run on the mulx rows.
+  (x86-64 with AVX2, FMA, BMI2 and ADX: Intel since Broadwell, AMD since Zen 1); batches of one
+  or two rows run on the mulx rows.
 - ``mulx``: fixed-size Montgomery arithmetic on 64-bit limbs in mulx/adcx/adox assembly
   (x86-64 with BMI2 and ADX: Intel since Broadwell, AMD since Zen 1).
 - ``portable``: the same Montgomery code in plain C++ (any 64-bit CPU, ARM included); about
