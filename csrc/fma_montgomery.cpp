@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ct_select.hpp"
 #include "limb_io.hpp"
 
 namespace fp {
@@ -54,8 +55,7 @@ struct Buffer {
     if (!ptr) std::abort();
   }
   ~Buffer() {
-    volatile uint64_t* w = static_cast<volatile uint64_t*>(ptr);
-    for (size_t i = 0; i < words; ++i) w[i] = 0;
+    wipe(static_cast<uint64_t*>(ptr), words);
     std::free(ptr);
   }
   Buffer(const Buffer&) = delete;

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "fma_montgomery.hpp"
+#include "ct_select.hpp"
 #include "kernel_tier.hpp"
 #include "limb_io.hpp"
 
@@ -74,8 +75,7 @@ struct VectorBuffer {
     if (!ptr) std::abort();
   }
   ~VectorBuffer() {
-    volatile uint64_t* w = reinterpret_cast<volatile uint64_t*>(ptr);
-    for (size_t i = 0; i < words; ++i) w[i] = 0;
+    wipe(reinterpret_cast<uint64_t*>(ptr), words);
     std::free(ptr);
   }
   VectorBuffer(const VectorBuffer&) = delete;

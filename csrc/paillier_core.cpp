@@ -210,9 +210,7 @@ bool obfuscator_public(mpz_t out, const PublicContext& pub, RandomSource& rng,
 }
 
 // Whether the 8-lane kernels can make classic obfuscators mod n^2 for pub.
-inline bool public_lanes(const PublicContext& pub) {
-  return lanes52_enabled() && pub.ifma_nsq.digits <= kMaxMontDigits;
-}
+inline bool public_lanes(const PublicContext& pub) { return lanes52_enabled() && pub.lanes_ok; }
 
 // out[l] = r_l^n mod n^2 for fresh units r_l, l < lanes, with one 8-lane
 // exponentiation (lanes past |lanes| raise 1 and are ignored).  The
@@ -245,10 +243,10 @@ PublicContext::PublicContext(const uint64_t* n_row, size_t limbs) {
   mpz_mul(nsq, n, n);
   n_limbs = mpz_size(n);
   nsq_limbs = mpz_size(nsq);
-  const bool ifma_ok = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
+  lanes_ok = ifma_nsq.init(nsq) && ifma_nsq.digits <= kMaxMontDigits;
   m64_nsq.init(nsq);
   m64_n.init(n);
-  if (ifma_ok && lanes52_enabled()) {
+  if (lanes_ok && lanes52_enabled()) {
     form = Form::kIfma;
     form_r_bits = 52 * ifma_nsq.digits;
   } else {

@@ -38,11 +38,12 @@ class PublicContext {
   size_t n_limbs, nsq_limbs;
   // Montgomery form of ciphertexts: c held as c R mod n^2 (see
   // mont_product_of_arrays).  R is fixed per context when it is made:
-  // R = 2^(52 D), D = ifma_nsq.digits, when the ifma tier is active then
-  // (and D <= kMaxMontDigits); else R = 2^(64 L), L = m64_nsq.limbs.  Any
+  // R = 2^(52 D), D = ifma_nsq.digits, when the ifma or avx2 tier is active
+  // then and lanes_ok; else R = 2^(64 L), L = m64_nsq.limbs.  Any
   // tier computes with either R; only the tier that matches it does so
   // natively (mont_native).
   IfmaModulus ifma_nsq;
+  bool lanes_ok = false;  // the 8-lane kernels take ifma_nsq (D <= kMaxMontDigits)
   Mont64Modulus m64_nsq;
   Mont64Modulus m64_n;  // for the batched unit check of ciphertexts
   enum class Form { kIfma, kMont64 } form = Form::kMont64;
